@@ -1,0 +1,26 @@
+"""hipsluigi: whole-sky HiPS maps from survey images, as a Luigi task graph.
+
+``luigi --module hipsluigi AllSkyPNGs`` builds the map that ``luigi.cfg`` describes.
+"""
+
+from hipsluigi.config import hips, synthetic
+from hipsluigi.pipeline.tasks import (
+    AllSkyPNGs,
+    CorrectPlate,
+    HiPSMetadata,
+    Histogram,
+    PlateHistogram,
+    PlateList,
+    PlateMosaic,
+    PlatePNGs,
+    PlateTiles,
+    Setup,
+    ShrinkPlate,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AllSkyPNGs", "CorrectPlate", "HiPSMetadata", "Histogram", "PlateHistogram", "PlateList",
+    "PlateMosaic", "PlatePNGs", "PlateTiles", "Setup", "ShrinkPlate", "hips", "synthetic",
+]

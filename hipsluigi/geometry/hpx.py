@@ -1,0 +1,177 @@
+"""The all-sky HPX plane: pixels, faces, NESTED indices and WCS headers.
+
+Conventions used throughout hipsluigi:
+
+* A map of tile order ``k`` and tile width ``w`` has pixel order ``k + log2(w)`` and
+  ``N = w * 2**k`` pixels along a HEALPix face side ("nside" of the pixels). The all-sky plane
+  is ``5N x 5N`` pixels.
+* Plane pixels are 0-based. ``p1`` is the column (FITS axis 1), ``p2`` the row (FITS axis 2);
+  numpy arrays are indexed ``[p2, p1]``.
+* The plane WCS uses ``CD = (45/N) [[-1, -1], [+1, -1]]`` (degrees per pixel), the orientation of
+  standard HiPS FITS tiles, so that any ``w x w`` block aligned on the ``w`` grid *is* a standard
+  tile as stored: ``data[row][col]`` holds the sub-pixel ``ix = w-1-row, iy = col``.
+  (Montage uses the transposed plane; its FITS tiles need a transpose, ours do not.)
+* The plane is a 5 x 5 grid of face cells ``I = p1 // N``, ``J = p2 // N``. The 13 cells with
+  ``|I - J| <= 1`` hold sky; cell (4, 4) repeats face 6 shifted by 360 degrees. The plane is
+  periodic under a shift of ``(4N, 4N)``, which is how pixels beyond the +/-180 degree wrap (the
+  padding of edge plates) are given their sky position.
+* Inside a cell, with ``u = p1 - I*N`` and ``v = p2 - J*N``: ``ix = N-1-v``, ``iy = u`` and the
+  NESTED index is ``face * N**2 + interleave(ix on even bits, iy on odd bits)``. The same rule
+  applied to the tile grid (``nside = 2**k``) gives tile numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy.io import fits
+
+from hipsluigi.geometry.frames import ctypes_for
+
+#: FACE_GRID[J, I] is the HEALPix base pixel held by plane cell (I, J), or -1 off the sky.
+FACE_GRID = np.full((5, 5), -1, dtype=np.int64)
+for (_i, _j), _face in {
+    (2, 2): 4, (1, 1): 5, (0, 0): 6, (3, 3): 7,    # equatorial faces
+    (2, 1): 0, (1, 0): 1, (4, 3): 2, (3, 2): 3,    # north faces
+    (1, 2): 8, (0, 1): 9, (3, 4): 10, (2, 3): 11,  # south faces
+    (4, 4): 6,                                     # face 6 again, 360 degrees on
+}.items():
+    FACE_GRID[_j, _i] = _face
+
+#: CELL_OF_FACE[face] = (I, J): the canonical cell of each face (cell (0, 0) for face 6).
+CELL_OF_FACE = np.array(
+    [next((i, j) for j in range(5) for i in range(5) if FACE_GRID[j, i] == f) for f in range(12)],
+    dtype=np.int64,
+)
+
+_SPREAD = (
+    (16, 0x0000FFFF0000FFFF),
+    (8, 0x00FF00FF00FF00FF),
+    (4, 0x0F0F0F0F0F0F0F0F),
+    (2, 0x3333333333333333),
+    (1, 0x5555555555555555),
+)
+
+
+def spread_bits(v: np.ndarray) -> np.ndarray:
+    """Move bit ``b`` of each (up to 32-bit) integer to bit ``2b``."""
+    v = np.asarray(v, dtype=np.int64) & 0xFFFFFFFF
+    for shift, mask in _SPREAD:
+        v = (v | (v << shift)) & mask
+    return v
+
+
+def compact_bits(v: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`spread_bits`: keep the even bits and pack them together."""
+    v = np.asarray(v, dtype=np.int64) & 0x5555555555555555
+    v = (v | (v >> 1)) & 0x3333333333333333
+    v = (v | (v >> 2)) & 0x0F0F0F0F0F0F0F0F
+    v = (v | (v >> 4)) & 0x00FF00FF00FF00FF
+    v = (v | (v >> 8)) & 0x0000FFFF0000FFFF
+    v = (v | (v >> 16)) & 0x00000000FFFFFFFF
+    return v
+
+
+def face_side(order: int, tile_width: int) -> int:
+    """Pixels along a face side, ``N = tile_width * 2**order``."""
+    _check_tile_width(tile_width)
+    if order < 0:
+        raise ValueError(f"order must be >= 0, got {order}")
+    return tile_width << order
+
+
+def _check_tile_width(tile_width: int) -> None:
+    if tile_width < 1 or tile_width & (tile_width - 1):
+        raise ValueError(f"tile_width must be a power of 2, got {tile_width}")
+
+
+def plane_to_nested(p1: np.ndarray, p2: np.ndarray, nside: int) -> np.ndarray:
+    """NESTED index (at ``nside``) of plane pixels ``(p1, p2)``; -1 where off the sky.
+
+    Works on the pixel grid (``nside = N``) and on the tile grid (``nside = 2**order``) alike.
+    Pixels outside ``[0, 5*nside)`` (plate padding beyond the plane's edge) are placed by the
+    plane's ``(4N, 4N)`` periodicity.
+    """
+    p1 = np.asarray(p1, dtype=np.int64)
+    p2 = np.asarray(p2, dtype=np.int64)
+    cell_i = np.floor_divide(p1, nside)
+    cell_j = np.floor_divide(p2, nside)
+    on_sky = np.abs(cell_i - cell_j) <= 1
+    # Bring the cell into the 5 x 5 plane: a shift of 4 cells on both axes is 360 degrees.
+    turns = np.floor_divide(np.minimum(cell_i, cell_j), 4)
+    ci = np.clip(cell_i - 4 * turns, 0, 4)
+    cj = np.clip(cell_j - 4 * turns, 0, 4)
+    face = np.where(on_sky, FACE_GRID[cj, ci], -1)
+    u = p1 - cell_i * nside
+    v = p2 - cell_j * nside
+    ix = nside - 1 - v
+    iy = u
+    nest = face * nside * nside + (spread_bits(ix) | (spread_bits(iy) << 1))
+    return np.where(face >= 0, nest, -1)
+
+
+def nested_to_plane(nest: np.ndarray, nside: int) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical plane position ``(p1, p2)`` of NESTED indices (face 6 in cell (0, 0))."""
+    nest = np.asarray(nest, dtype=np.int64)
+    if np.any((nest < 0) | (nest >= 12 * nside * nside)):
+        raise ValueError(f"NESTED index out of range for nside {nside}")
+    face = nest // (nside * nside)
+    rem = nest - face * nside * nside
+    ix = compact_bits(rem)
+    iy = compact_bits(rem >> 1)
+    cell = CELL_OF_FACE[face]
+    p1 = cell[..., 0] * nside + iy
+    p2 = cell[..., 1] * nside + (nside - 1 - ix)
+    return p1, p2
+
+
+def plane_wcs_header(
+    order: int, tile_width: int, frame: str = "galactic", *, crpix_shift=(0.0, 0.0),
+    naxis=None,
+) -> fits.Header:
+    """WCS header of the all-sky HPX plane (or of a sub-image of it).
+
+    ``crpix_shift`` is the 0-based plane pixel ``(p1, p2)`` that becomes the sub-image's first
+    pixel; ``naxis`` its ``(NAXIS1, NAXIS2)``; by default the whole ``5N x 5N`` plane.
+    """
+    n = face_side(order, tile_width)
+    ctype1, ctype2, radesys = ctypes_for(frame)
+    r = 45.0 / n
+    header = fits.Header()
+    header["NAXIS"] = 2
+    header["NAXIS1"], header["NAXIS2"] = naxis if naxis is not None else (5 * n, 5 * n)
+    header["CTYPE1"], header["CTYPE2"] = ctype1, ctype2
+    if radesys:
+        header["RADESYS"] = radesys
+    header["CRVAL1"], header["CRVAL2"] = 0.0, 0.0
+    header["CRPIX1"] = (5 * n + 1) / 2 - crpix_shift[0]
+    header["CRPIX2"] = (5 * n + 1) / 2 - crpix_shift[1]
+    header["CD1_1"], header["CD1_2"] = -r, -r
+    header["CD2_1"], header["CD2_2"] = r, -r
+    header["PV2_1"], header["PV2_2"] = 4, 3
+    return header
+
+
+def tile_plane_position(order: int, npix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tile-grid column and row ``(tc, tr)`` of tiles ``npix`` at tile order ``order``.
+
+    The tile's lower-left plane pixel is ``(tc * w, tr * w)``.
+    """
+    return nested_to_plane(npix, 1 << order)
+
+
+def tile_header(order: int, npix: int, tile_width: int, frame: str = "galactic") -> fits.Header:
+    """Header of the standard FITS tile ``npix`` at ``order`` (HPX WCS, NAXIS = tile_width)."""
+    tc, tr = tile_plane_position(order, np.array(npix))
+    header = plane_wcs_header(
+        order, tile_width, frame,
+        crpix_shift=(int(tc) * tile_width, int(tr) * tile_width),
+        naxis=(tile_width, tile_width),
+    )
+    header["ORDER"] = (order, "HiPS tile order")
+    header["NPIX"] = (int(npix), "HiPS tile index (NESTED)")
+    return header
+
+
+def tile_relpath(order: int, npix: int, ext: str) -> str:
+    """Path of a tile inside a HiPS: ``Norder{k}/Dir{D}/Npix{N}.{ext}``, D = 10000*(N//10000)."""
+    return f"Norder{order}/Dir{(npix // 10000) * 10000}/Npix{npix}.{ext}"

@@ -1,0 +1,168 @@
+"""The plate grid over the HPX plane: plate headers, the sky mask, tiles per plate, the pyramid.
+
+A plate grid of ``nplate x nplate`` plates covers the ``5N x 5N`` plane of one order; plate
+``(i, j)`` covers plane columns ``[i*S, (i+1)*S)`` and rows ``[j*S, (j+1)*S)`` with
+``S = 5N / nplate`` (0-based plane pixels, ``i`` along FITS axis 1). ``nplate = 5 * 2**m`` so
+that plates never straddle a face cell. A *padded* plate adds ``pad`` pixels on each side.
+
+Lower orders (the pyramid): each order halves the pixels; a plate keeps its grid position while
+it stays at least one tile wide, and below that 2 x 2 plates are combined (the grid halves), down
+to the 5 x 5 grid of one-tile plates at order 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from hipsluigi.geometry.frames import check_frame
+from hipsluigi.geometry.hpx import face_side, plane_to_nested, plane_wcs_header
+
+
+def default_nplate(order: int) -> int:
+    """The seed's plate grid: 5 plates a side up to order 5, doubling per order after that."""
+    return 5 * 2 ** max(0, order - 5)
+
+
+def default_pad(order: int, tile_width: int, nplate: int) -> int:
+    """Padding for the deepest plates: 1/32 of the plate side, at least 8 and at most 512 pixels."""
+    side = 5 * face_side(order, tile_width) // nplate
+    return int(min(512, max(8, side // 32)))
+
+
+@dataclass(frozen=True)
+class PlateGrid:
+    """The plates of one order.
+
+    Parameters
+    ----------
+    order : HiPS tile order of this grid's pixels.
+    tile_width : tile width in pixels (a power of 2).
+    nplate : plates per side of the plane, ``5 * 2**m`` with ``m <= order``.
+    pad : padding, in pixels, added on each side of a plate by :meth:`plate_header`.
+    """
+
+    order: int
+    tile_width: int
+    nplate: int
+    pad: int = 0
+
+    def __post_init__(self):
+        n = face_side(self.order, self.tile_width)
+        m = self.nplate // 5
+        if self.nplate < 5 or self.nplate % 5 or m & (m - 1):
+            raise ValueError(f"nplate must be 5 * 2**m, got {self.nplate}")
+        if 5 * n // self.nplate < self.tile_width:
+            raise ValueError(
+                f"nplate {self.nplate} makes plates narrower than one tile at order {self.order}"
+                f" (at most {5 * 2 ** self.order} plates a side)"
+            )
+        if self.pad < 0:
+            raise ValueError(f"pad must be >= 0, got {self.pad}")
+
+    @property
+    def face_side(self) -> int:
+        """N, pixels along a face side."""
+        return face_side(self.order, self.tile_width)
+
+    @property
+    def plate_side(self) -> int:
+        """S, pixels along an unpadded plate side."""
+        return 5 * self.face_side // self.nplate
+
+    @property
+    def plates_per_face(self) -> int:
+        return self.nplate // 5
+
+    @property
+    def tiles_per_plate_side(self) -> int:
+        return self.plate_side // self.tile_width
+
+    def origin(self, i: int, j: int, padded: bool = False) -> tuple[int, int]:
+        """0-based plane pixel ``(p1, p2)`` of the plate's first pixel."""
+        pad = self.pad if padded else 0
+        return i * self.plate_side - pad, j * self.plate_side - pad
+
+    def shape(self, padded: bool = False) -> tuple[int, int]:
+        """Array shape ``(rows, cols)`` of a plate."""
+        side = self.plate_side + (2 * self.pad if padded else 0)
+        return side, side
+
+    def cell(self, i: int, j: int) -> tuple[int, int]:
+        """Face cell ``(I, J)`` holding plate ``(i, j)``."""
+        return i // self.plates_per_face, j // self.plates_per_face
+
+    def on_sky(self, i: int, j: int) -> bool:
+        """True if the plate lies on one of the 13 sky cells (|I - J| <= 1)."""
+        ci, cj = self.cell(i, j)
+        return 0 <= i < self.nplate and 0 <= j < self.nplate and abs(ci - cj) <= 1
+
+    def is_duplicate(self, i: int, j: int) -> bool:
+        """True for plates in cell (4, 4), the copy of face 6 that yields no tiles."""
+        return self.cell(i, j) == (4, 4)
+
+    @cached_property
+    def sky_plates(self) -> tuple[tuple[int, int], ...]:
+        """Every on-sky plate ``(i, j)``, i-major (the order of ``id`` in ``platelist.tbl``)."""
+        return tuple(
+            (i, j) for i in range(self.nplate) for j in range(self.nplate) if self.on_sky(i, j)
+        )
+
+    def plate_header(self, i: int, j: int, frame: str = "galactic", padded: bool = True):
+        """HPX WCS header of plate ``(i, j)`` (mTileHdr semantics: CRPIX moves, CD is kept)."""
+        check_frame(frame)
+        rows, cols = self.shape(padded)
+        return plane_wcs_header(
+            self.order, self.tile_width, frame,
+            crpix_shift=self.origin(i, j, padded), naxis=(cols, rows),
+        )
+
+    def tiles(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Tiles cut from the unpadded plate: ``(npix, row0, col0)`` arrays.
+
+        ``plate[row0:row0+w, col0:col0+w]`` is standard tile ``npix``. Plates of cell (4, 4)
+        (the face-6 copy) yield none.
+        """
+        if self.is_duplicate(i, j) or not self.on_sky(i, j):
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        w = self.tile_width
+        t = self.tiles_per_plate_side
+        rows0, cols0 = np.meshgrid(np.arange(t) * w, np.arange(t) * w, indexing="ij")
+        p1_0, p2_0 = self.origin(i, j)
+        tc = (p1_0 + cols0.ravel()) // w
+        tr = (p2_0 + rows0.ravel()) // w
+        npix = plane_to_nested(tc, tr, 1 << self.order)
+        return npix, rows0.ravel(), cols0.ravel()
+
+
+def grid_at_order(base: PlateGrid, order: int) -> PlateGrid:
+    """The unpadded plate grid of the pyramid at ``order <= base.order``.
+
+    The grid keeps ``base.nplate`` while plates stay at least one tile wide, then halves.
+    """
+    if not 0 <= order <= base.order:
+        raise ValueError(f"order {order} outside 0..{base.order}")
+    m = (base.nplate // 5).bit_length() - 1
+    return PlateGrid(order, base.tile_width, 5 * 2 ** min(m, order), 0)
+
+
+def children(base: PlateGrid, order: int, i: int, j: int) -> list[tuple[int, int]]:
+    """Plates at ``order + 1`` that shrink into plate ``(i, j)`` at ``order``.
+
+    One plate (the same ``(i, j)``) while the grid is unchanged, else the 2 x 2 block
+    ``(2i + a, 2j + b)``.
+    """
+    upper = grid_at_order(base, order + 1)
+    lower = grid_at_order(base, order)
+    if upper.nplate == lower.nplate:
+        return [(i, j)]
+    return [(2 * i + a, 2 * j + b) for b in (0, 1) for a in (0, 1)]
+
+
+def base_plate(base: PlateGrid, order: int, i: int, j: int) -> tuple[int, int]:
+    """The deepest-order plate at the lower-left corner of plate ``(i, j)`` of ``order``."""
+    f = base.nplate // grid_at_order(base, order).nplate
+    return i * f, j * f

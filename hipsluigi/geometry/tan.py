@@ -1,0 +1,74 @@
+"""Gnomonic (TAN) projection as matrix algebra, for plain TAN frames.
+
+Most survey frames are plain TAN (no SIP, no lookup tables). For them the pixel position of a
+unit vector ``v`` is a ratio of dot products, which numpy does far faster than a per-point
+WCSLIB call: ``(x, y) = (A0 . v, A1 . v) / (e_z . v) + CRPIX - 1``. :func:`tan_projection`
+returns None for any WCS it cannot represent exactly, and callers fall back to WCSLIB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.wcs import WCS
+
+
+@dataclass(frozen=True)
+class TanProjection:
+    """A plain TAN WCS as matrices acting on unit vectors of its own celestial frame.
+
+    ``basis`` rows are the east, north and tangent-point unit vectors; ``pix`` maps the standard
+    coordinates (radians) to pixel offsets; ``crpix0`` is the 0-based reference pixel.
+    """
+
+    basis: np.ndarray  # (3, 3)
+    pix: np.ndarray    # (2, 2): pixel offset = pix @ (xi, eta)
+    crpix0: np.ndarray  # (2,)
+
+    def rotated(self, rotation: np.ndarray) -> TanProjection:
+        """The same projection acting on vectors of another frame, ``v_own = rotation @ v``."""
+        return TanProjection(self.basis @ rotation, self.pix, self.crpix0)
+
+    def vectors_to_pixels(self, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """0-based ``(x, y)`` of unit vectors ``(..., 3)``; NaN behind the tangent plane."""
+        q = vec @ self.basis.T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = np.where(q[..., 2] > 0, 1.0 / q[..., 2], np.nan)
+        xi = q[..., 0] * inv
+        eta = q[..., 1] * inv
+        x = self.pix[0, 0] * xi + self.pix[0, 1] * eta + self.crpix0[0]
+        y = self.pix[1, 0] * xi + self.pix[1, 1] * eta + self.crpix0[1]
+        return x, y
+
+    def pixels_to_vectors(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Unit vectors ``(..., 3)`` (own frame) of 0-based pixel positions."""
+        inv = np.linalg.inv(self.pix)
+        dx = np.asarray(x, dtype=np.float64) - self.crpix0[0]
+        dy = np.asarray(y, dtype=np.float64) - self.crpix0[1]
+        xi = inv[0, 0] * dx + inv[0, 1] * dy
+        eta = inv[1, 0] * dx + inv[1, 1] * dy
+        norm = 1.0 / np.sqrt(1.0 + xi**2 + eta**2)
+        return np.stack([xi * norm, eta * norm, norm], axis=-1) @ self.basis
+
+
+def tan_projection(wcs: WCS) -> TanProjection | None:
+    """The :class:`TanProjection` of a 2-D celestial plain-TAN WCS, or None."""
+    w = wcs.wcs
+    if (wcs.naxis != 2 or wcs.sip is not None or wcs.cpdis1 is not None
+            or wcs.cpdis2 is not None or wcs.det2im1 is not None or wcs.det2im2 is not None):
+        return None
+    if not (w.ctype[0].endswith("-TAN") and w.ctype[1].endswith("-TAN")) or w.lng != 0:
+        return None
+    w.set()
+    if abs(w.lonpole - 180.0) > 1e-12 or w.get_pv():
+        return None
+    lon0, lat0 = np.radians(w.crval)
+    east = np.array([-np.sin(lon0), np.cos(lon0), 0.0])
+    north = np.array([-np.sin(lat0) * np.cos(lon0), -np.sin(lat0) * np.sin(lon0), np.cos(lat0)])
+    centre = np.array([np.cos(lat0) * np.cos(lon0), np.cos(lat0) * np.sin(lon0), np.sin(lat0)])
+    # Intermediate world coordinates (degrees) are (xi, eta) in degrees; pixel offsets are
+    # CD^-1 applied to them.
+    cd = w.get_pc() * w.get_cdelt()[:, None]
+    pix = np.linalg.inv(cd) * np.degrees(1.0)
+    return TanProjection(np.stack([east, north, centre]), pix, np.asarray(w.crpix) - 1.0)

@@ -1,0 +1,121 @@
+"""HPX plane geometry, checked against healpy and WCSLIB (astropy), never against itself."""
+
+import healpy as hp
+import numpy as np
+import pytest
+from astropy.wcs import WCS
+
+from hipsluigi.geometry.hpx import (
+    FACE_GRID,
+    nested_to_plane,
+    plane_to_nested,
+    plane_wcs_header,
+    tile_header,
+    tile_plane_position,
+    tile_relpath,
+)
+
+
+def _wcs(header, bounds=True):
+    w = WCS(header)
+    if not bounds:
+        w.wcs.bounds_check(False, False)
+    return w
+
+
+@pytest.mark.parametrize("frame", ["galactic", "equatorial"])
+@pytest.mark.parametrize("order,width", [(0, 8), (1, 16), (2, 8)])
+def test_plane_pixel_nested_index_agrees_with_wcslib_and_healpy(order, width, frame):
+    n = width << order
+    p1, p2 = np.meshgrid(np.arange(5 * n), np.arange(5 * n))
+    lon, lat = _wcs(plane_wcs_header(order, width, frame)).wcs_pix2world(p1, p2, 0)
+    ok = np.isfinite(lon)
+    expected = hp.ang2pix(n, lon[ok], lat[ok], nest=True, lonlat=True)
+    got = plane_to_nested(p1, p2, n)[ok]
+    assert np.count_nonzero(got != expected) == 0
+    # Off-sky cells (|I - J| > 1) are -1 and WCSLIB finds no sky there either.
+    off = np.abs(p1 // n - p2 // n) > 1
+    assert np.all(plane_to_nested(p1, p2, n)[off] == -1)
+    assert not np.any(ok & off)
+
+
+def test_face_grid_is_healpy_base_pixel_of_each_cell_centre():
+    n = 64
+    header = plane_wcs_header(0, n)
+    w = _wcs(header, bounds=False)
+    for cj in range(5):
+        for ci in range(5):
+            if abs(ci - cj) > 1:
+                assert FACE_GRID[cj, ci] == -1
+                continue
+            lon, lat = w.wcs_pix2world([ci * n + n / 2 - 0.5], [cj * n + n / 2 - 0.5], 0)
+            assert FACE_GRID[cj, ci] == hp.ang2pix(1, lon[0], lat[0], nest=True, lonlat=True)
+
+
+def test_pixels_past_the_wrap_get_the_sky_position_wcslib_gives_without_bounds_check():
+    """Cell (0,0), cell (4,4) and padding beyond the plane edges (the +/-180 deg wrap)."""
+    n = 32
+    w = _wcs(plane_wcs_header(1, 16), bounds=False)
+    rng = np.random.default_rng(3)
+    p1 = np.concatenate([rng.integers(-20, n, 500), rng.integers(4 * n, 5 * n + 20, 500)])
+    p2 = p1 + rng.integers(-n // 2, n // 2, 1000)
+    nest = plane_to_nested(p1, p2, n)
+    sky = nest >= 0
+    assert sky.sum() > 800
+    lon, lat = w.wcs_pix2world(p1[sky], p2[sky], 0)
+    assert np.all(hp.ang2pix(n, lon, lat, nest=True, lonlat=True) == nest[sky])
+
+
+def test_nested_to_plane_inverts_plane_to_nested_on_every_pixel():
+    nside = 16
+    nest = np.arange(12 * nside * nside)
+    p1, p2 = nested_to_plane(nest, nside)
+    assert np.all(plane_to_nested(p1, p2, nside) == nest)
+    assert np.all(np.abs(p1 // nside - p2 // nside) <= 1)
+
+
+def test_tile_header_matches_the_hips_standard_worked_example():
+    """HiPS 2.0 WD, FITS tile WCS enabler: tile 0/7 of 512 x 512."""
+    h = tile_header(0, 7, 512, "equatorial")
+    assert (h["CTYPE1"], h["CTYPE2"]) == ("RA---HPX", "DEC--HPX")
+    assert h["CRPIX1"] == h["CRPIX2"] == -255.5
+    assert (h["CRVAL1"], h["CRVAL2"]) == (0, 0)
+    assert h["CD1_1"] == pytest.approx(-0.087890625)
+    assert h["CD1_2"] == pytest.approx(-0.087890625)
+    assert h["CD2_1"] == pytest.approx(0.087890625)
+    assert h["CD2_2"] == pytest.approx(-0.087890625)
+    assert (h["PV2_1"], h["PV2_2"]) == (4, 3)
+
+
+@pytest.mark.parametrize("order,width", [(0, 16), (2, 8), (3, 4)])
+def test_tile_wcs_puts_each_pixel_on_the_standard_healpix_subpixel(order, width):
+    """row r, column c of tile N holds ix = w-1-r, iy = c (HiPS convention), via healpy."""
+    rng = np.random.default_rng(order)
+    n_tiles = 12 * 4**order
+    nside_pix = width << order
+    rows, cols = np.meshgrid(np.arange(width), np.arange(width), indexing="ij")
+    for npix in rng.choice(n_tiles, size=min(n_tiles, 24), replace=False):
+        w = _wcs(tile_header(order, int(npix), width, "galactic"), bounds=False)
+        lon, lat = w.wcs_pix2world(cols, rows, 0)
+        got = hp.ang2pix(nside_pix, lon, lat, nest=True, lonlat=True)
+        tx, ty, face = hp.pix2xyf(1 << order, int(npix), nest=True)
+        expected = hp.xyf2pix(nside_pix, tx * width + (width - 1 - rows), ty * width + cols,
+                              face, nest=True)
+        assert np.all(got == expected)
+
+
+def test_montage_notes_tile_example_centre():
+    """Montage notes: Norder9/Npix1746330 is centred at GLON 144.23, GLAT 0 (512 tiles)."""
+    tc, tr = tile_plane_position(9, np.array(1746330))
+    w = _wcs(plane_wcs_header(9, 512), bounds=False)
+    lon, lat = w.wcs_pix2world([tc * 512 + 255.5], [tr * 512 + 255.5], 0)
+    assert lon[0] == pytest.approx(144.23, abs=0.01)
+    assert lat[0] == pytest.approx(0.0, abs=0.01)
+    hp_lon, hp_lat = hp.pix2ang(512, 1746330, nest=True, lonlat=True)
+    assert (lon[0], lat[0]) == pytest.approx((hp_lon, hp_lat), abs=0.06)
+
+
+def test_tile_relpath_uses_the_standard_directory_rule():
+    assert tile_relpath(6, 10302, "fits") == "Norder6/Dir10000/Npix10302.fits"
+    assert tile_relpath(9, 1746330, "png") == "Norder9/Dir1740000/Npix1746330.png"
+    assert tile_relpath(0, 7, "png") == "Norder0/Dir0/Npix7.png"

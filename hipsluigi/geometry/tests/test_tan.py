@@ -1,0 +1,49 @@
+"""The matrix TAN projection against WCSLIB."""
+
+import numpy as np
+import pytest
+from astropy.wcs import WCS
+
+from hipsluigi.geometry.frames import lonlat_to_vec, vec_to_lonlat
+from hipsluigi.geometry.tan import tan_projection
+
+
+def _tan(crval, cd, ctype=("RA---TAN", "DEC--TAN")):
+    w = WCS(naxis=2)
+    w.wcs.ctype = list(ctype)
+    w.wcs.crval = crval
+    w.wcs.crpix = [50.3, 70.1]
+    w.wcs.cd = cd
+    return w
+
+
+@pytest.mark.parametrize("crval,cd", [
+    ([10.0, 20.0], [[-0.01, 0.0], [0.0, 0.01]]),
+    ([200.0, -89.9], [[-0.002, 0.001], [0.0005, 0.003]]),
+    ([359.0, 45.0], [[0.01, 0.0], [0.0, 0.01]]),  # mirrored (east to the right)
+])
+def test_tan_projection_agrees_with_wcslib_both_ways(crval, cd):
+    w = _tan(crval, cd)
+    tan = tan_projection(w)
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(-50, 150, (2, 2000))
+    lon, lat = w.wcs_pix2world(x, y, 0)
+    l2, b2 = vec_to_lonlat(tan.pixels_to_vectors(x, y))
+    assert np.abs(((l2 - lon + 180) % 360 - 180) * np.cos(np.radians(lat))).max() < 1e-9
+    assert np.abs(b2 - lat).max() < 1e-9
+    px, py = tan.vectors_to_pixels(lonlat_to_vec(lon, lat))
+    assert np.abs(px - x).max() < 1e-8 and np.abs(py - y).max() < 1e-8
+
+
+def test_tan_projection_declines_what_it_cannot_represent():
+    assert tan_projection(_tan([0, 0], [[-1, 0], [0, 1]], ("RA---SIN", "DEC--SIN"))) is None
+    assert tan_projection(_tan([0, 90], [[-1, 0], [0, 1]])) is None  # LONPOLE 0 at the pole
+    w = _tan([10, 10], [[-0.01, 0], [0, 0.01]])
+    w.wcs.lonpole = 170
+    assert tan_projection(w) is None
+
+
+def test_points_behind_the_tangent_plane_have_no_pixel():
+    tan = tan_projection(_tan([0.0, 0.0], [[-0.01, 0.0], [0.0, 0.01]]))
+    x, y = tan.vectors_to_pixels(lonlat_to_vec(np.array([180.0, 0.0]), np.array([0.0, 0.0])))
+    assert np.isnan(x[0]) and np.isfinite(x[1])

@@ -1,0 +1,194 @@
+"""The HiPS ``properties`` file: build, format, parse and write it.
+
+Follows the HiPS 1.0 standard (IVOA REC 2017-05-19, section 4.4.1) and the HiPS 2.0 draft
+(ivoa-std/HiPS ``HiPS.tex``, "The properties file"): UTF-8, one ``key = value`` per line,
+``#`` starts a comment line, blank lines are ignored, spaces around ``=`` are not significant.
+The 9 mandatory keys are creator_did, obs_title, dataproduct_type, hips_version,
+hips_release_date, hips_status, hips_tile_format, hips_order and hips_frame.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hipsluigi.geometry.frames import check_frame
+from hipsluigi.storage import write_bytes_atomic
+
+HIPS_VERSION = "1.4"
+HIPS_STATUS = "public master clonableOnce"
+TILE_FORMATS = ("png", "fits", "jpeg")
+
+#: Keys ``extra`` may not set: they describe how to read the tiles, or have their own argument.
+PROTECTED_KEYS = frozenset({
+    "dataproduct_type", "hips_version", "hips_tile_format", "hips_tile_width", "hips_order",
+    "hips_frame", "creator_did", "obs_title", "hips_release_date",
+})
+
+#: Hipsgen pads keys to 20 characters so the ``=`` line up.
+KEY_WIDTH = 20
+
+_KEY_RE = re.compile(r"^[^\s=#][^\s=]*$")
+
+
+def hips_date(when: datetime) -> str:
+    """``YYYY-mm-ddTHH:MMZ`` in UTC (the HiPS date format); naive datetimes are taken as UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _num(x: float) -> str:
+    """A number as a short, exact-enough decimal: integers stay integers, floats use 10 digits."""
+    if isinstance(x, int) and not isinstance(x, bool):
+        return str(x)
+    return format(float(x), ".10g")
+
+
+def _pair(pair: Sequence[float], name: str) -> str:
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be a (lo, hi) pair, got {pair!r}")
+    lo, hi = pair
+    return f"{_num(lo)} {_num(hi)}"
+
+
+def hips_properties(
+    *,
+    creator_did: str,
+    obs_title: str,
+    order: int,
+    tile_width: int,
+    frame: str,
+    tile_formats: Sequence[str] = ("png", "fits"),
+    order_min: int = 0,
+    pixel_cut: Sequence[float] | None = None,
+    data_range: Sequence[float] | None = None,
+    initial_ra: float | None = None,
+    initial_dec: float | None = None,
+    initial_fov: float | None = None,
+    pixel_scale: float | None = None,
+    moc_sky_fraction: float | None = None,
+    nb_tiles: int | None = None,
+    estsize_kb: int | None = None,
+    builder: str = "hipsluigi",
+    release_date: datetime | None = None,
+    creation_date: datetime | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, str]:
+    """The ordered ``key -> value`` mapping of an image HiPS ``properties`` file.
+
+    ``tile_formats`` lists the formats, the first being the default offered to clients.
+    ``pixel_cut`` and ``data_range`` are ``(lo, hi)`` in physical pixel units; ``initial_ra``,
+    ``initial_dec`` (ICRS, as the standard requires), ``initial_fov`` and ``pixel_scale`` are in
+    degrees; ``estsize_kb`` in KB. Dates default to now (UTC); ``creation_date`` defaults to
+    ``release_date``. ``extra`` keys are appended (or replace optional keys) but may not touch
+    :data:`PROTECTED_KEYS` (``ValueError``).
+    """
+    if not isinstance(creator_did, str) or not creator_did.startswith("ivo://") \
+            or len(creator_did) <= len("ivo://") or any(c.isspace() for c in creator_did):
+        raise ValueError(f"creator_did must be an IVOID 'ivo://authority/id', got {creator_did!r}")
+    _check_value("obs_title", obs_title)
+    check_frame(frame)
+    formats = [str(f) for f in tile_formats]
+    if not formats or any(f not in TILE_FORMATS for f in formats) or len(set(formats)) != len(
+            formats):
+        raise ValueError(f"tile_formats must be distinct values among {TILE_FORMATS}, "
+                         f"got {tile_formats!r}")
+    if not 0 <= order_min <= order:
+        raise ValueError(f"need 0 <= order_min <= order, got order_min={order_min}, "
+                         f"order={order}")
+    if tile_width < 1 or tile_width & (tile_width - 1):
+        raise ValueError(f"tile_width must be a power of 2, got {tile_width}")
+
+    release = release_date if release_date is not None else datetime.now(UTC)
+    created = creation_date if creation_date is not None else release
+
+    props: dict[str, str] = {
+        "creator_did": creator_did,
+        "obs_title": obs_title,
+        "dataproduct_type": "image",
+        "hips_version": HIPS_VERSION,
+        "hips_builder": builder,
+        "hips_creation_date": hips_date(created),
+        "hips_release_date": hips_date(release),
+        "hips_status": HIPS_STATUS,
+        "hips_frame": frame,
+        "hips_order": str(int(order)),
+        "hips_order_min": str(int(order_min)),
+        "hips_tile_width": str(int(tile_width)),
+        "hips_tile_format": " ".join(formats),
+    }
+    if "fits" in formats:
+        # the FITS tiles are float32 with NaN blanks
+        props["hips_pixel_bitpix"] = "-32"
+    if pixel_cut is not None:
+        props["hips_pixel_cut"] = _pair(pixel_cut, "pixel_cut")
+    if data_range is not None:
+        props["hips_data_range"] = _pair(data_range, "data_range")
+    optional = {
+        "hips_initial_ra": initial_ra,
+        "hips_initial_dec": initial_dec,
+        "hips_initial_fov": initial_fov,
+        "hips_pixel_scale": pixel_scale,
+        "moc_sky_fraction": moc_sky_fraction,
+        "hips_nb_tiles": None if nb_tiles is None else int(nb_tiles),
+        "hips_estsize": None if estsize_kb is None else int(estsize_kb),
+    }
+    props.update({k: _num(v) for k, v in optional.items() if v is not None})
+
+    for key, value in (extra or {}).items():
+        if key in PROTECTED_KEYS:
+            raise ValueError(f"extra may not set {key!r}: it is fixed by hipsluigi or has its "
+                             "own argument")
+        _check_key(key)
+        props[key] = _check_value(key, str(value))
+    return props
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise ValueError(f"bad properties key {key!r}: no spaces or '=', not starting with '#'")
+
+
+def _check_value(key: str, value: str) -> str:
+    if not isinstance(value, str) or "\n" in value or "\r" in value:
+        raise ValueError(f"value of {key!r} must be a one-line string, got {value!r}")
+    return value
+
+
+def format_properties(props: Mapping[str, object]) -> str:
+    """``key = value`` lines, keys left-aligned on :data:`KEY_WIDTH` like Hipsgen, ending in a
+    newline."""
+    lines = []
+    for key, value in props.items():
+        _check_key(key)
+        text = _check_value(key, str(value)).strip()
+        lines.append(f"{key:<{KEY_WIDTH}} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Parse a properties text: skips blank and ``#`` comment lines, strips keys and values.
+
+    A key given more than once (allowed for a few descriptive keys) keeps its last value.
+    Raises ``ValueError`` on a non-comment line without ``=``.
+    """
+    props: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, sep, value = stripped.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"properties line {number} is not 'key = value': {line!r}")
+        props[key] = value.strip()
+    return props
+
+
+def write_properties(path: str | Path, props: Mapping[str, object]) -> None:
+    """Write ``props`` to ``path`` (UTF-8, atomically)."""
+    # encoded here: the standard requires UTF-8 whatever the locale
+    write_bytes_atomic(Path(path), format_properties(props).encode("utf-8"))

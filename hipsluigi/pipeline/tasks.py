@@ -1,0 +1,368 @@
+"""The Luigi task graph (DESIGN section 1).
+
+One task per plate (mosaic, correction), per (plate, order) (shrink, tiles, PNGs, histogram)
+and per map (setup, plate list, histogram merge, metadata). Task classes are thin: parameters,
+``requires``, ``output`` paths from the storage layout, and one call into the pure code. The
+map itself is described by the ``[hips]``/``[synthetic]`` configuration (:func:`current_spec`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import luigi
+import numpy as np
+from astropy.io import fits
+
+from hipsluigi.config import MapSpec, current_spec
+from hipsluigi.geometry.platelist import plate_list, plate_name, write_plate_list
+from hipsluigi.geometry.plates import children
+from hipsluigi.geometry.sky import plate_cap
+from hipsluigi.mosaic.coadd import mosaic_plate
+from hipsluigi.pipeline import plan
+from hipsluigi.pipeline.worktree import check_work_tree, prepare_work_tree
+from hipsluigi.pyramid.shrink import assemble_quad, crop_padding, shrink2
+from hipsluigi.storage import (
+    read_fits_image,
+    write_atomic,
+    write_bytes_atomic,
+    write_fits_atomic,
+    write_text_atomic,
+)
+from hipsluigi.surveys import open_survey
+from hipsluigi.tiles.cut import plate_tiles, tile_hdu
+
+log = logging.getLogger("luigi-interface")
+
+
+def stretch_id(spec: MapSpec) -> str:
+    """Short id of the stretch settings; PNGs are redone when it changes."""
+    key = f"{spec.stretch}|{spec.stretch_min}|{spec.stretch_max}|{spec.histogram_order}"
+    return hashlib.sha1(key.encode()).hexdigest()[:8]
+
+
+class HipsTask(luigi.Task):
+    """Base of every hipsluigi task: the map's spec, its work tree and the executor."""
+
+    #: Pixel tasks go to the cluster under ``executor = slurm``; map-level bookkeeping does not.
+    cluster_task = False
+
+    @property
+    def spec(self) -> MapSpec:
+        return current_spec()
+
+    @property
+    def layout(self):
+        return self.spec.layout
+
+    def complete(self) -> bool:
+        check_work_tree(self.spec)
+        return super().complete()
+
+    def run(self) -> None:
+        self.work()
+
+    def work(self) -> None:
+        raise NotImplementedError
+
+
+class PlateTask(HipsTask):
+    """A task on plate ``(i, j)`` of order ``order`` (0-based plate indices, i along x)."""
+
+    order = luigi.IntParameter()
+    i = luigi.IntParameter()
+    j = luigi.IntParameter()
+    cluster_task = True
+
+    @property
+    def bin(self) -> int:
+        return plan.bin_of(self.spec, self.order, self.i, self.j)
+
+    @property
+    def priority(self) -> int:
+        # Earlier rows of platelist.tbl first, and deeper orders before shallower ones.
+        spec = self.spec
+        return (len(plan.plate_plan(spec).plates) - plan.rank_of(spec, self.order, self.i,
+                                                                  self.j)) * 16 + self.order
+
+    @property
+    def resources(self) -> dict[str, int]:
+        name = f"storage_unit_{self.bin}"
+        configured = luigi.configuration.get_config().has_option("resources", name)
+        return {name: 1} if configured else {}
+
+    @property
+    def plate_label(self) -> str:
+        return f"{plate_name(self.i, self.j)} order {self.order}"
+
+
+def plate_task(spec: MapSpec, order: int, i: int, j: int) -> PlateTask:
+    """The task whose output is plate ``(i, j)`` at ``order`` (corrected, unpadded)."""
+    if order == spec.order:
+        return CorrectPlate(order=order, i=i, j=j)
+    return ShrinkPlate(order=order, i=i, j=j)
+
+
+def read_plate(target: luigi.LocalTarget) -> np.ndarray:
+    return read_fits_image(target.path)[0]
+
+
+def read_manifest(target: luigi.LocalTarget) -> dict:
+    """A tile group's manifest: ``{"order", "plate", "tiles": [npix, ...]}``."""
+    with target.open("r") as f:
+        return json.load(f)
+
+
+class Setup(HipsTask):
+    """The work tree on every storage unit and the ``subsetK`` links (mHiPSSetup)."""
+
+    def output(self):
+        return luigi.LocalTarget(str(self.layout.fingerprint))
+
+    def work(self) -> None:
+        prepare_work_tree(self.spec)
+
+
+class PlateList(HipsTask):
+    """``platelist.tbl``: on-sky plates, storage bins, round-robin order (mHPXPlateList)."""
+
+    def requires(self):
+        return Setup()
+
+    def output(self):
+        return luigi.LocalTarget(str(self.layout.platelist))
+
+    def work(self) -> None:
+        spec = self.spec
+        table = plate_list(spec.grid, spec.layout.nunits, spec.region_spec)
+        write_atomic(self.layout.platelist, lambda tmp: write_plate_list(table, tmp))
+
+
+class PlateMosaic(PlateTask):
+    """The padded plate mosaic of the survey's frames at the deepest order (mExec)."""
+
+    def requires(self):
+        return PlateList()
+
+    def output(self):
+        return luigi.LocalTarget(str(self.layout.mosaic(self.i, self.j, self.bin)))
+
+    def work(self) -> None:
+        spec = self.spec
+        grid = spec.grid
+        centre, radius = plate_cap(grid, self.i, self.j)
+        frames = open_survey(spec).frames_touching(centre, radius)
+        result = mosaic_plate(grid, self.i, self.j, frames, spec.frame, spec.reproject)
+        header = fits.Header()
+        header.update(grid.plate_header(self.i, self.j, spec.frame, padded=True))
+        header["NFRAMES"] = (len(result.used), "frames coadded")
+        header["NSKIPPED"] = (len(result.skipped), "frames skipped as unusable")
+        for reason in result.skipped.values():
+            header.add_history(f"skipped {reason}"[:72])
+        for reason in result.skipped.values():
+            log.warning("%s: skipped %s", self.plate_label, reason)
+        write_fits_atomic(self.output().path, fits.PrimaryHDU(result.image, header))
+
+
+class CorrectPlate(PlateTask):
+    """The deepest-order plate: the mosaic, background-corrected, padding removed."""
+
+    def requires(self):
+        return PlateMosaic(order=self.order, i=self.i, j=self.j)
+
+    def output(self):
+        return luigi.LocalTarget(str(self.layout.plate(self.order, self.i, self.j, self.bin)))
+
+    def work(self) -> None:
+        spec = self.spec
+        if spec.background != "none":
+            raise NotImplementedError(
+                f"[hips] background = {spec.background} is not implemented yet; use none")
+        mosaic = read_plate(self.input())
+        plate = crop_padding(mosaic, spec.grid.pad)
+        header = spec.grid.plate_header(self.i, self.j, spec.frame, padded=False)
+        write_fits_atomic(self.output().path, fits.PrimaryHDU(plate, header))
+
+
+class ShrinkPlate(PlateTask):
+    """Plate ``(i, j)`` at ``order`` from its children at ``order + 1`` (mShrink by 2)."""
+
+    def _children(self) -> list[tuple[int, int, int, int]]:
+        """``(a, b, ci, cj)`` of the children that exist at ``order + 1``."""
+        spec = self.spec
+        existing = set(plan.plates_at_order(spec, self.order + 1))
+        kids = children(spec.grid, self.order, self.i, self.j)
+        if len(kids) == 1:
+            return [(0, 0, *kids[0])] if kids[0] in existing else []
+        return [(ci - 2 * self.i, cj - 2 * self.j, ci, cj) for ci, cj in kids
+                if (ci, cj) in existing]
+
+    def requires(self):
+        spec = self.spec
+        return [plate_task(spec, self.order + 1, ci, cj) for _, _, ci, cj in self._children()]
+
+    def output(self):
+        return luigi.LocalTarget(str(self.layout.plate(self.order, self.i, self.j, self.bin)))
+
+    def work(self) -> None:
+        spec = self.spec
+        kids = self._children()
+        upper = plan.grid(spec, self.order + 1)
+        data = [read_plate(t) for t in self.input()]
+        if len(children(spec.grid, self.order, self.i, self.j)) == 1:
+            parent = shrink2(data[0])
+        else:
+            quad = {(a, b): d for (a, b, _, _), d in zip(kids, data, strict=True)}
+            parent = shrink2(assemble_quad(quad, upper.plate_side))
+        header = plan.grid(spec, self.order).plate_header(self.i, self.j, spec.frame,
+                                                          padded=False)
+        write_fits_atomic(self.output().path, fits.PrimaryHDU(parent, header))
+
+
+class PlateTiles(PlateTask):
+    """The FITS tiles of plate ``(i, j)`` at ``order`` (mHiPSTiles), and their manifest."""
+
+    def requires(self):
+        return plate_task(self.spec, self.order, self.i, self.j)
+
+    def output(self):
+        return luigi.LocalTarget(str(self.layout.manifest(self.order, self.i, self.j, self.bin,
+                                                          "fits")))
+
+    def work(self) -> None:
+        spec = self.spec
+        plate = read_plate(self.input())
+        written = []
+        for npix, tile in plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j):
+            write_fits_atomic(self.layout.tile(self.order, npix, "fits"),
+                              tile_hdu(tile, self.order, npix, spec.frame))
+            written.append(npix)
+        manifest = {"order": self.order, "plate": plate_name(self.i, self.j), "tiles": written}
+        write_text_atomic(self.output().path, json.dumps(manifest))
+
+
+class PlateHistogram(PlateTask):
+    """Histogram of one plate's pixels at ``order``, merged by :class:`Histogram`."""
+
+    def requires(self):
+        return plate_task(self.spec, self.order, self.i, self.j)
+
+    def output(self):
+        return luigi.LocalTarget(str(self.layout.plate_histogram(self.order, self.i, self.j,
+                                                                 self.bin)))
+
+    def work(self) -> None:
+        from hipsluigi.stretch.histogram import histogram_of, save_histogram
+
+        plate = read_plate(self.input())
+        write_atomic(self.output().path, lambda tmp: save_histogram(histogram_of(plate), tmp))
+
+
+class Histogram(HipsTask):
+    """The all-sky histogram at ``[hips] histogram_order`` and the stretch the PNGs use."""
+
+    def requires(self):
+        spec = self.spec
+        order = spec.histogram_order
+        return [PlateHistogram(order=order, i=i, j=j)
+                for i, j in plan.plates_at_order(spec, order)]
+
+    def output(self):
+        return luigi.LocalTarget(str(self.layout.stretch(stretch_id(self.spec))))
+
+    def work(self) -> None:
+        from hipsluigi.stretch.histogram import load_histogram, merge_histograms, save_histogram
+        from hipsluigi.stretch.stretch import make_stretch
+
+        spec = self.spec
+        merged = merge_histograms([load_histogram(t.path) for t in self.input()])
+        stretch = make_stretch(merged, spec.stretch, spec.stretch_min, spec.stretch_max)
+        hist_path = self.layout.stretch(stretch_id(spec)).with_suffix(".hist.npz")
+        write_atomic(hist_path, lambda tmp: save_histogram(merged, tmp))
+        write_text_atomic(self.output().path, stretch.to_json())
+
+
+class PlatePNGs(PlateTask):
+    """8-bit PNG tiles beside the FITS tiles of plate ``(i, j)`` at ``order`` (mViewer)."""
+
+    def requires(self):
+        return {"tiles": PlateTiles(order=self.order, i=self.i, j=self.j),
+                "plate": plate_task(self.spec, self.order, self.i, self.j),
+                "stretch": Histogram()}
+
+    def output(self):
+        return luigi.LocalTarget(str(self.layout.manifest(
+            self.order, self.i, self.j, self.bin, f"png-{stretch_id(self.spec)}")))
+
+    def work(self) -> None:
+        from hipsluigi.stretch.stretch import Stretch
+        from hipsluigi.tiles.png import encode_png
+
+        spec = self.spec
+        stretch = Stretch.load(self.input()["stretch"].path)
+        wanted = set(read_manifest(self.input()["tiles"])["tiles"])
+        plate = read_plate(self.input()["plate"])
+        written = []
+        for npix, tile in plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j):
+            if npix in wanted:
+                write_bytes_atomic(self.layout.tile(self.order, npix, "png"),
+                                   encode_png(tile, stretch))
+                written.append(npix)
+        manifest = {"order": self.order, "plate": plate_name(self.i, self.j), "tiles": written,
+                    "stretch": stretch_id(spec)}
+        write_text_atomic(self.output().path, json.dumps(manifest))
+
+
+def _all_plate_tasks(spec: MapSpec, family) -> list[PlateTask]:
+    return [family(order=k, i=i, j=j) for k in range(spec.order, -1, -1)
+            for i, j in plan.plates_at_order(spec, k)]
+
+
+class HiPSMetadata(HipsTask):
+    """``properties``, ``Norder{0..3}/Allsky.{fits,png}``, ``Moc.fits`` and ``index.html``."""
+
+    def requires(self):
+        spec = self.spec
+        return {"tiles": _all_plate_tasks(spec, PlateTiles),
+                "pngs": _all_plate_tasks(spec, PlatePNGs),
+                "stretch": Histogram()}
+
+    def _key(self) -> str:
+        spec = self.spec
+        text = f"{stretch_id(spec)}|{spec.obs_title}|{spec.creator_did}"
+        return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+    def output(self):
+        return {"properties": luigi.LocalTarget(str(self.layout.hips_dir / "properties")),
+                "marker": luigi.LocalTarget(str(self.layout.metadata_marker(self._key())))}
+
+    def work(self) -> None:
+        from hipsluigi.metadata.build import write_hips_metadata
+
+        spec = self.spec
+        tiles: dict[int, list[int]] = {}
+        for target in self.input()["tiles"]:
+            manifest = read_manifest(target)
+            tiles.setdefault(manifest["order"], []).extend(manifest["tiles"])
+        write_hips_metadata(spec, tiles, self.input()["stretch"].path)
+        write_text_atomic(self.output()["marker"].path, self._key())
+
+
+class AllSkyPNGs(luigi.WrapperTask):
+    """The whole map: every FITS and PNG tile of every order, and the HiPS metadata."""
+
+    def requires(self):
+        return HiPSMetadata()
+
+    def run(self) -> None:
+        hips_dir = current_spec().layout.hips_dir
+        log.info("HiPS map complete: %s (serve it with `python -m http.server -d %s` and open "
+                 "http://localhost:8000/index.html)", hips_dir, hips_dir)
+
+
+__all__ = [
+    "AllSkyPNGs", "CorrectPlate", "HiPSMetadata", "Histogram", "PlateHistogram", "PlateList",
+    "PlateMosaic", "PlatePNGs", "PlateTiles", "Setup", "ShrinkPlate",
+]

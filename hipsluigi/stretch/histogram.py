@@ -1,0 +1,151 @@
+"""Fixed-bin histograms of float data, built per plate and merged into an all-sky histogram.
+
+A :class:`Histogram` has ``nbins`` equal bins spanning ``[lo, hi]``, the finite data range:
+bin ``k`` covers ``[lo + k*delta, lo + (k+1)*delta)`` with ``delta = (hi - lo) / nbins``, and
+the last bin is closed so the maximum falls in it (numpy's ``np.histogram`` convention).
+NaN and infinities are ignored. An empty histogram has ``npix == 0`` and ``lo = hi = nan``.
+Constant data (``lo == hi``) puts every pixel in bin 0. Percentiles follow the cumulative
+distribution linearly within bins, as Montage's mHistogram does with its 200000 bins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from os import PathLike
+
+import numpy as np
+
+NBINS = 200_000
+
+# Bounds the float64 temporaries when binning a large plate.
+_CHUNK = 1 << 22
+
+
+@dataclass
+class Histogram:
+    """Counts of finite values in ``nbins`` equal bins over ``[lo, hi]`` (data units)."""
+
+    lo: float
+    hi: float
+    counts: np.ndarray
+    npix: int
+
+    def __post_init__(self) -> None:
+        self.lo = float(self.lo)
+        self.hi = float(self.hi)
+        self.counts = np.asarray(self.counts, dtype=np.int64)
+        self.npix = int(self.npix)
+        if self.counts.ndim != 1 or self.counts.size < 1:
+            raise ValueError("histogram counts must be a non-empty 1-d array")
+
+    @property
+    def nbins(self) -> int:
+        return int(self.counts.size)
+
+    @property
+    def edges(self) -> np.ndarray:
+        """The ``nbins + 1`` bin edges, ``edges[0] == lo`` and ``edges[-1] == hi``."""
+        return np.linspace(self.lo, self.hi, self.nbins + 1)
+
+
+def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each value in ``[edges[0], edges[-1]]``; the last bin is closed."""
+    nbins = edges.size - 1
+    lo, hi = edges[0], edges[-1]
+    if hi == lo:
+        return np.zeros(values.shape, dtype=np.intp)
+    idx = np.floor((values - lo) * (nbins / (hi - lo)))
+    idx = np.clip(idx, 0, nbins - 1).astype(np.intp)
+    # The product can round across an edge; one step against the edges themselves fixes it.
+    idx -= values < edges[idx]
+    idx += (values >= edges[idx + 1]) & (idx < nbins - 1)
+    return idx
+
+
+def _empty(nbins: int) -> Histogram:
+    return Histogram(np.nan, np.nan, np.zeros(nbins, dtype=np.int64), 0)
+
+
+def _check_nbins(nbins: int) -> None:
+    if nbins < 1:
+        raise ValueError(f"nbins must be at least 1, got {nbins}")
+
+
+def histogram_of(values: np.ndarray, nbins: int = NBINS) -> Histogram:
+    """Histogram of the finite entries of ``values`` (any shape) over their own range."""
+    _check_nbins(nbins)
+    flat = np.asarray(values).ravel()
+    finite = flat[np.isfinite(flat)]
+    if finite.size == 0:
+        return _empty(nbins)
+    lo, hi = float(finite.min()), float(finite.max())
+    hist = Histogram(lo, hi, np.zeros(nbins, dtype=np.int64), finite.size)
+    edges = hist.edges
+    for start in range(0, finite.size, _CHUNK):
+        chunk = finite[start:start + _CHUNK].astype(np.float64)
+        hist.counts += np.bincount(_bin_index(chunk, edges), minlength=nbins)
+    return hist
+
+
+def merge_histograms(hists: Sequence[Histogram], nbins: int = NBINS) -> Histogram:
+    """One histogram over the union of the ranges of ``hists``; empty ones are skipped.
+
+    Each input bin's count goes to the output bin holding that input bin's centre, so a
+    pixel moves by at most one input bin width plus one output bin width. Raises
+    ``ValueError`` when every input is empty.
+    """
+    _check_nbins(nbins)
+    full = [h for h in hists if h.npix > 0]
+    if not full:
+        raise ValueError("cannot merge histograms: all are empty")
+    lo = min(h.lo for h in full)
+    hi = max(h.hi for h in full)
+    out_edges = np.linspace(lo, hi, nbins + 1)
+    counts = np.zeros(nbins, dtype=np.float64)
+    for h in full:
+        used = np.flatnonzero(h.counts)
+        edges = h.edges
+        centres = 0.5 * (edges[used] + edges[used + 1])
+        # Float weights are exact: any bin total stays far below 2**53.
+        counts += np.bincount(_bin_index(centres, out_edges), weights=h.counts[used],
+                              minlength=nbins)
+    return Histogram(lo, hi, np.rint(counts).astype(np.int64), sum(h.npix for h in full))
+
+
+def percentile(hist: Histogram, q: float) -> float:
+    """The data value below which ``q`` percent (0..100) of the pixels lie.
+
+    The cumulative distribution is taken as linear within each bin; ``q = 0`` gives ``lo`` and
+    ``q = 100`` gives ``hi``. Raises ``ValueError`` for an empty histogram or ``q`` outside
+    0..100.
+    """
+    q = float(q)
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile must be within 0..100, got {q}")
+    if hist.npix <= 0:
+        raise ValueError("percentile of an empty histogram")
+    if q == 0.0:
+        return hist.lo
+    if q == 100.0:
+        return hist.hi
+    cum = np.concatenate(([0], np.cumsum(hist.counts)))
+    target = q / 100.0 * hist.npix
+    # First edge whose cumulative count reaches the target: cum[k-1] < target <= cum[k].
+    k = int(np.clip(np.searchsorted(cum, target, side="left"), 1, hist.nbins))
+    edges = hist.edges
+    below, inside = cum[k - 1], cum[k] - cum[k - 1]
+    frac = min(max((target - below) / inside, 0.0), 1.0) if inside > 0 else 1.0
+    return float(edges[k - 1] + frac * (edges[k] - edges[k - 1]))
+
+
+def save_histogram(hist: Histogram, path: str | PathLike) -> None:
+    """Write ``hist`` as an ``.npz`` archive at exactly ``path`` (no extension is added)."""
+    with open(path, "wb") as f:
+        np.savez(f, lo=hist.lo, hi=hist.hi, counts=hist.counts, npix=hist.npix)
+
+
+def load_histogram(path: str | PathLike) -> Histogram:
+    """Read a histogram written by :func:`save_histogram`."""
+    with open(path, "rb") as f, np.load(f) as z:
+        return Histogram(float(z["lo"]), float(z["hi"]), z["counts"], int(z["npix"]))

@@ -1,0 +1,250 @@
+"""Display stretches: monotone maps from data values to 8-bit gray levels.
+
+Every kind is represented the same way, by 255 non-decreasing thresholds ``edges``: the gray
+level of a value ``v`` is the number of edges strictly below it,
+``np.searchsorted(edges, v, side="left")``, so 0..255. NaN has no gray level (callers make it
+transparent); :meth:`Stretch.gray` returns 0 for it.
+
+The range ``[lo, hi]`` is given in Montage mHistogram's syntax (:func:`parse_level`). The
+``gaussian`` and ``gaussian-log`` kinds follow mHistogram's histogram equalisation to a
+Gaussian; ``linear``, ``log``, ``sqrt`` and ``asinh`` apply a fixed transfer function to
+``x = (v - lo) / (hi - lo)`` clipped to ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+from scipy.special import ndtri
+
+from hipsluigi.stretch.histogram import Histogram, percentile
+
+STRETCH_KINDS = ("gaussian-log", "gaussian", "linear", "log", "sqrt", "asinh")
+
+NGRAY = 256
+
+# Montage's `mHistogram -2s max gaussian-log`; the transfer kinds clip half a percent each side.
+DEFAULT_LEVELS = {
+    "gaussian-log": ("-2s", "max"),
+    "gaussian": ("-2s", "max"),
+    "linear": ("0.5%", "99.5%"),
+    "log": ("0.5%", "99.5%"),
+    "sqrt": ("0.5%", "99.5%"),
+    "asinh": ("0.5%", "99.5%"),
+}
+
+_LOG_SCALE = 1000.0
+_ASINH_SCALE = 10.0
+
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?"
+# Montage allows blanks after the sign and before the unit, not inside the number.
+_LEVEL = re.compile(rf"(?P<sign>[+-]?)\s*(?P<num>{_NUMBER})\s*(?P<unit>[%s]?)")
+
+
+def parse_level(text: str, hist: Histogram) -> float:
+    """The data value that a Montage range string names, given the data's histogram.
+
+    ``"3.2"`` is a data value, ``"99.5%"`` a percentile, ``"-2s"`` the median plus -2 sigma
+    with sigma = (P84 - P16) / 2, and ``"min"``, ``"max"``, ``"med"`` the 0th, 100th and 50th
+    percentiles. Case is ignored, and blanks around the text, after the sign and before
+    the unit. Raises ``ValueError`` naming ``text``.
+    """
+    key = str(text).strip().lower()
+    named = {"min": 0.0, "max": 100.0, "med": 50.0}
+    if key in named:
+        return percentile(hist, named[key])
+    match = _LEVEL.fullmatch(key)
+    if match is None:
+        raise ValueError(f"invalid stretch level {text!r}: expected a value, 'N%', 'Ns', "
+                         f"'min', 'max' or 'med'")
+    number = float(match["sign"] + match["num"])
+    if not np.isfinite(number):
+        raise ValueError(f"invalid stretch level {text!r}: not a finite number")
+    unit = match["unit"]
+    if unit == "%":
+        if not 0.0 <= number <= 100.0:
+            raise ValueError(f"invalid stretch level {text!r}: percentile outside 0..100")
+        return percentile(hist, number)
+    if unit == "s":
+        median = percentile(hist, 50.0)
+        sigma = (percentile(hist, 84.0) - percentile(hist, 16.0)) / 2.0
+        return median + number * sigma
+    return number
+
+
+@dataclass
+class Stretch:
+    """A display stretch: ``gray(v) = searchsorted(edges, v, "left")``, 255 ``edges``.
+
+    ``lo``/``hi`` are the display range and ``data_min``/``data_max`` the histogram's data
+    range, all in data units; they are kept for the metadata and for inspection.
+    """
+
+    kind: str
+    lo: float
+    hi: float
+    edges: np.ndarray
+    data_min: float
+    data_max: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in STRETCH_KINDS:
+            raise ValueError(f"unknown stretch kind {self.kind!r}; expected one of "
+                             f"{', '.join(STRETCH_KINDS)}")
+        self.lo, self.hi = float(self.lo), float(self.hi)
+        self.data_min, self.data_max = float(self.data_min), float(self.data_max)
+        self.edges = np.asarray(self.edges, dtype=np.float64)
+        if self.edges.shape != (NGRAY - 1,):
+            raise ValueError(f"a stretch needs {NGRAY - 1} edges, got shape {self.edges.shape}")
+        if np.isnan(self.edges).any() or (np.diff(self.edges) < 0).any():
+            raise ValueError("stretch edges must be non-decreasing numbers")
+
+    def gray(self, values: np.ndarray) -> np.ndarray:
+        """Gray levels 0..255 (uint8, same shape) of ``values``; NaN gives 0."""
+        values = np.asarray(values)
+        levels = np.searchsorted(self.edges, values, side="left")
+        # NaN sorts after every edge, so it would come out as 255.
+        return np.where(np.isnan(values), 0, levels).astype(np.uint8)
+
+    def to_json(self) -> str:
+        """The stretch as a JSON object; ``edges`` is a list of 255 numbers."""
+        return json.dumps({"kind": self.kind, "lo": self.lo, "hi": self.hi,
+                           "data_min": self.data_min, "data_max": self.data_max,
+                           "edges": self.edges.tolist()})
+
+    @classmethod
+    def from_json(cls, text: str) -> Stretch:
+        d = json.loads(text)
+        return cls(kind=d["kind"], lo=d["lo"], hi=d["hi"], edges=np.asarray(d["edges"]),
+                   data_min=d["data_min"], data_max=d["data_max"])
+
+    def save(self, path: str | PathLike) -> None:
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: str | PathLike) -> Stretch:
+        return cls.from_json(Path(path).read_text())
+
+
+def _transfer_inverse(kind: str, y: np.ndarray) -> np.ndarray:
+    """``x`` in [0, 1] with ``f(x) = y`` for the transfer function ``f`` of ``kind``."""
+    if kind == "linear":
+        return y
+    if kind == "sqrt":
+        return y * y
+    if kind == "log":
+        # f(x) = log10(1 + 1000 x) / log10(1001)
+        return np.expm1(y * np.log1p(_LOG_SCALE)) / _LOG_SCALE
+    if kind == "asinh":
+        # f(x) = asinh(10 x) / asinh(10)
+        return np.sinh(y * np.arcsinh(_ASINH_SCALE)) / _ASINH_SCALE
+    raise ValueError(f"no transfer function for stretch kind {kind!r}")
+
+
+def transfer_edges(kind: str, lo: float, hi: float) -> np.ndarray:
+    """Edges giving gray ``round(255 f(x))`` with ``x = (v - lo) / (hi - lo)`` in [0, 1]."""
+    y = (np.arange(NGRAY - 1) + 0.5) / (NGRAY - 1)
+    return lo + (hi - lo) * _transfer_inverse(kind, y)
+
+
+def _interp_first(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Linear interpolation at the first ``k`` with ``xp[k] >= x``, for non-decreasing ``xp``.
+
+    Unlike ``np.interp`` this is well defined on flat runs of ``xp`` (empty histogram bins):
+    it interpolates across the segment where ``xp`` actually crosses ``x``. Outside the range
+    of ``xp`` it returns the end values of ``fp``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    k = np.searchsorted(xp, x, side="left")
+    inner = np.clip(k, 1, xp.size - 1)
+    x0, x1 = xp[inner - 1], xp[inner]
+    f0, f1 = fp[inner - 1], fp[inner]
+    # Inside the range x0 < x <= x1, so the width is positive wherever it is used.
+    width = np.where(x1 > x0, x1 - x0, 1.0)
+    out = f0 + np.clip((x - x0) / width, 0.0, 1.0) * (f1 - f0)
+    out = np.where(k == 0, fp[0], out)
+    return np.where(k >= xp.size, fp[-1], out)
+
+
+def gaussian_levels(hist: Histogram) -> np.ndarray:
+    """The Gaussianised level ``ndtri(F)`` at each of the ``nbins + 1`` bin edges.
+
+    ``F`` is the fraction of pixels below the edge, the count clamped to
+    ``[1, npix - 1]`` so every level is finite. Montage pairs the count through bin ``i``
+    with the lower edge of bin ``i``; here it is paired with the upper edge, where that
+    fraction actually holds, which shifts thresholds by at most one bin width.
+    """
+    npix = float(hist.npix)
+    cum = np.concatenate(([0], np.cumsum(hist.counts))).astype(np.float64)
+    # With one or two pixels [1, npix - 1] is empty; the middle keeps the level finite.
+    low, high = min(1.0, npix / 2.0), max(npix - 1.0, npix / 2.0)
+    return ndtri(np.clip(cum, low, high) / npix)
+
+
+def gaussian_targets(kind: str, g_min: float, g_max: float) -> np.ndarray:
+    """Montage's 256 Gaussianised levels ``G_j`` that start gray levels ``j = 0..255``.
+
+    ``gaussian``: ``G_j = g_min + j (g_max - g_min) / 255``. ``gaussian-log``:
+    ``G_j = g_max - (g_max - g_min) ** ((256 - j) / 255)``, which crowds gray levels toward
+    the bright tail; when ``g_max - g_min <= 1`` that power would no longer increase with
+    ``j``, so the ``gaussian`` form is used instead.
+    """
+    j = np.arange(NGRAY, dtype=np.float64)
+    span = g_max - g_min
+    if kind == "gaussian-log" and span > 1.0:
+        return g_max - span ** ((NGRAY - j) / (NGRAY - 1))
+    return g_min + j * span / (NGRAY - 1)
+
+
+def gaussian_edges(hist: Histogram, kind: str, lo: float, hi: float) -> np.ndarray:
+    """Montage's gaussian(-log) thresholds: the data values where the levels reach ``G_j``.
+
+    Montage's gray index is the smallest ``j`` with ``t_j >= v``, which is
+    ``searchsorted(t[:255], v)``, so the edges are ``t_0 .. t_254``.
+    """
+    data_edges = hist.edges
+    g = gaussian_levels(hist)
+    g_min = float(_interp_first(lo, data_edges, g))
+    g_max = float(_interp_first(hi, data_edges, g))
+    t = _interp_first(gaussian_targets(kind, g_min, g_max), g, data_edges)
+    return np.maximum.accumulate(t[:NGRAY - 1])
+
+
+def _widen(lo: float, hi: float) -> tuple[float, float]:
+    """``(lo, hi)`` with ``hi > lo``: an empty or inverted range becomes ``[lo, lo + tiny]``."""
+    if hi > lo:
+        return lo, hi
+    # Relative to the magnitude so the step survives in float64; everything above lo is white.
+    return lo, lo + max(abs(lo), 1.0) * 1e-9
+
+
+def make_stretch(hist: Histogram, kind: str = "gaussian-log", min_text: str = "",
+                 max_text: str = "") -> Stretch:
+    """The stretch of ``kind`` over the range named by ``min_text``/``max_text``.
+
+    Empty texts take the defaults of :data:`DEFAULT_LEVELS`. If the parsed ``lo >= hi`` the
+    range is widened to ``[lo, lo + 1e-9 max(|lo|, 1)]``, so it stays a valid, nearly binary
+    stretch instead of dividing by zero. Raises ``ValueError`` for an unknown kind, a bad
+    level or an empty histogram.
+    """
+    kind = kind.strip().lower()
+    if kind not in STRETCH_KINDS:
+        raise ValueError(f"unknown stretch kind {kind!r}; expected one of "
+                         f"{', '.join(STRETCH_KINDS)}")
+    if hist.npix <= 0:
+        raise ValueError("cannot make a stretch from an empty histogram")
+    default_min, default_max = DEFAULT_LEVELS[kind]
+    lo = parse_level(min_text.strip() or default_min, hist)
+    hi = parse_level(max_text.strip() or default_max, hist)
+    lo, hi = _widen(lo, hi)
+    if kind in ("gaussian", "gaussian-log"):
+        edges = gaussian_edges(hist, kind, lo, hi)
+    else:
+        edges = transfer_edges(kind, lo, hi)
+    return Stretch(kind=kind, lo=lo, hi=hi, edges=edges, data_min=hist.lo,
+                   data_max=hist.hi)

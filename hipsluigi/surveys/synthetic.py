@@ -1,0 +1,265 @@
+"""The synthetic survey: a seeded analytic sky observed as overlapping TAN frames.
+
+The sky (the *truth*) is defined on the sphere, in the map's frame:
+
+    f(v) = level + disk(v) + sum_k amp_k * exp(-(1 - v.c_k) / sigma_k**2)
+
+with ``v`` a unit vector; the sum runs over diffuse blobs (sigma 2-12 degrees) and point
+sources (FWHM 2.5 survey pixels); each Gaussian is cut to zero where its exponent passes 12.5
+(5 sigma), which is part of the definition, so sparse evaluation is exact. ``disk`` is a smooth
+band along the map's equator. For small angles ``2(1 - v.c)`` is the squared angle, so these are
+ordinary Gaussians of width ``sigma``.
+
+The survey observes it as ``frame_size``-pixel TAN frames (``frame_system``: ICRS by default)
+at the HiPS pixel scale of the map's deepest order, laid out in rings of constant latitude that
+overlap by ``overlap``. Each frame adds its own background plane ``c + a (x - x0) + b (y - y0)``
+(0-based frame pixels, ``x0 = y0 = (frame_size - 1)/2``) and Gaussian noise; both can be
+switched off (``backgrounds = 0``, ``noise = 0``). Everything is deterministic for a ``seed``.
+
+:func:`truth` and :func:`injected_planes` describe the survey of the current Luigi configuration.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property, lru_cache, partial
+
+import healpy as hp
+import numpy as np
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from hipsluigi.config import MapSpec, SyntheticSpec, current_spec
+from hipsluigi.geometry.frames import (
+    astropy_frame,
+    lonlat_to_vec,
+    rotation_matrix,
+    vec_to_lonlat,
+)
+from hipsluigi.geometry.hpx import face_side
+from hipsluigi.geometry.sky import cap_of_vectors
+from hipsluigi.geometry.tan import tan_projection
+from hipsluigi.surveys.base import Frame
+
+_CUT = 12.5  # exponent beyond which a Gaussian is zero (5 sigma)
+_CHUNK = 4096  # points per evaluation chunk; small chunks see few point sources
+_SORT_NSIDE = 64
+
+
+def pixel_scale_deg(order: int, tile_width: int) -> float:
+    """Mean HiPS pixel size (square root of the pixel area), degrees, at ``order``."""
+    return float(np.degrees(np.sqrt(np.pi / 3) / face_side(order, tile_width)))
+
+
+class SyntheticSky:
+    """The analytic truth; call it with unit vectors (map frame), shape ``(..., 3)``."""
+
+    level = 5.0
+    disk_amplitude = 20.0
+    disk_width = np.radians(8.0)
+
+    def __init__(self, spec: SyntheticSpec, pixel_scale_rad: float):
+        rng = np.random.default_rng([spec.seed, 0])
+        nb, ns = spec.blobs, spec.sources
+        self.centres = _uniform_on_sphere(rng, nb + ns)
+        self.sigmas = np.concatenate([
+            np.exp(rng.uniform(np.log(np.radians(1.5)), np.log(np.radians(8.0)), nb)),
+            np.full(ns, 2.5 * pixel_scale_rad / 2.3548),
+        ])
+        self.amplitudes = np.concatenate([
+            rng.uniform(2.0, 10.0, nb),
+            np.exp(rng.uniform(np.log(3.0), np.log(300.0), ns)),
+        ])
+        # Angle beyond which each Gaussian is cut to zero: 1 - cos(reach) = _CUT * sigma**2.
+        self.reach = np.arccos(np.clip(1.0 - _CUT * self.sigmas**2, -1.0, 1.0))
+
+    def __call__(self, vec: np.ndarray) -> np.ndarray:
+        vec = np.asarray(vec, dtype=np.float64)
+        v = vec.reshape(-1, 3)
+        out = self.level + self.disk_amplitude * np.exp(
+            -v[:, 2] ** 2 / (2 * np.sin(self.disk_width) ** 2)) * (1 + 0.4 * v[:, 0])
+        finite = np.isfinite(v[:, 0])
+        out[~finite] = np.nan
+        idx = np.flatnonzero(finite)
+        if len(idx) > _CHUNK and cap_of_vectors(v[idx[:: max(1, len(idx) // 1024)]])[1] > 0.3:
+            # Scattered points: sort them along the NESTED curve so that chunks are compact.
+            idx = idx[np.argsort(hp.vec2pix(_SORT_NSIDE, *v[idx].T, nest=True), kind="stable")]
+        for start in range(0, len(idx), _CHUNK):
+            self._add_gaussians(out, v, idx[start:start + _CHUNK])
+        return out.reshape(vec.shape[:-1])
+
+    def _add_gaussians(self, out: np.ndarray, v: np.ndarray, rows: np.ndarray) -> None:
+        """Add the Gaussians that reach the points ``v[rows]`` to ``out[rows]``."""
+        centre, radius = cap_of_vectors(v[rows])
+        angle = np.arccos(np.clip(self.centres @ centre, -1.0, 1.0))
+        near = angle <= radius + self.reach + 1e-9
+        if not near.any():
+            return
+        arg = (1.0 - v[rows] @ self.centres[near].T) * (1.0 / self.sigmas[near] ** 2)
+        out[rows] += np.where(arg < _CUT, np.exp(-np.minimum(arg, _CUT)), 0.0) @ (
+            self.amplitudes[near])
+
+
+def _uniform_on_sphere(rng: np.random.Generator, n: int) -> np.ndarray:
+    z = rng.uniform(-1.0, 1.0, n)
+    phi = rng.uniform(0.0, 2 * np.pi, n)
+    r = np.sqrt(1 - z**2)
+    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=-1)
+
+
+class SyntheticSurvey:
+    """Frames of the synthetic survey for a map; see the module docstring."""
+
+    def __init__(self, spec: MapSpec):
+        self.spec = spec
+        self.syn = spec.synthetic
+        if self.syn.frame_size < 8:
+            raise ValueError(f"[synthetic] frame_size must be >= 8, got {self.syn.frame_size}")
+        if not 0 <= self.syn.overlap < 0.5:
+            raise ValueError(f"[synthetic] overlap must be in [0, 0.5), got {self.syn.overlap}")
+        self.pixel_scale = pixel_scale_deg(spec.order, spec.tile_width)
+        self.sky = SyntheticSky(self.syn, np.radians(self.pixel_scale))
+        frame_cls = astropy_frame("equatorial" if self.syn.frame_system == "icrs"
+                                  else "galactic")
+        self.to_map = rotation_matrix(frame_cls, astropy_frame(spec.frame))
+        self._build_rings()
+        size = self.syn.frame_size
+        self.frame_radius = float(
+            np.arctan(np.sqrt(2) * (size / 2 + 1) * np.radians(self.pixel_scale)))
+
+    def _build_rings(self) -> None:
+        side = self.syn.frame_size * self.pixel_scale
+        step = side * (1 - self.syn.overlap)
+        nring = int(np.ceil(180.0 / step)) + 1
+        self.ring_lat = np.linspace(-90.0, 90.0, nring)
+        dlat = 180.0 / (nring - 1)
+        edge = np.clip(np.abs(self.ring_lat) - dlat / 2, 0.0, 90.0)
+        count = np.maximum(1, np.ceil(360.0 * np.cos(np.radians(edge)) / step)).astype(np.int64)
+        count[np.abs(self.ring_lat) == 90.0] = 1
+        self.ring_count = count
+        self.ring_start = np.concatenate([[0], np.cumsum(count)[:-1]])
+        rng = np.random.default_rng([self.syn.seed, 3])
+        self.ring_phase = rng.uniform(0.0, 360.0 / count)
+        self.nframes = int(count.sum())
+
+    # -- frame geometry ---------------------------------------------------------------------
+    def frame_lonlat(self, fid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Centre of frames ``fid`` in the frame system, degrees."""
+        fid = np.asarray(fid)
+        ring = np.searchsorted(self.ring_start, fid, side="right") - 1
+        k = fid - self.ring_start[ring]
+        lon = (self.ring_phase[ring] + k * 360.0 / self.ring_count[ring]) % 360.0
+        return lon, self.ring_lat[ring]
+
+    def frame_wcs(self, fid: int) -> WCS:
+        lon, lat = self.frame_lonlat(fid)
+        size = self.syn.frame_size
+        wcs = WCS(naxis=2)
+        if self.syn.frame_system == "icrs":
+            wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+            wcs.wcs.radesys = "ICRS"
+        else:
+            wcs.wcs.ctype = ["GLON-TAN", "GLAT-TAN"]
+        wcs.wcs.crval = [float(lon), float(lat)]
+        wcs.wcs.crpix = [(size + 1) / 2, (size + 1) / 2]
+        wcs.wcs.cdelt = [-self.pixel_scale, self.pixel_scale]
+        wcs.pixel_shape = (size, size)
+        return wcs
+
+    def planes(self, fid: int) -> tuple[float, float, float]:
+        """Injected plane ``(c, a, b)`` of frame ``fid`` (value, per-pixel slopes in x and y)."""
+        if self.syn.backgrounds <= 0:
+            return 0.0, 0.0, 0.0
+        rng = np.random.default_rng([self.syn.seed, 1, int(fid)])
+        c = rng.normal(0.0, self.syn.backgrounds)
+        a, b = rng.normal(0.0, 0.5 * self.syn.backgrounds / self.syn.frame_size, 2)
+        return float(c), float(a), float(b)
+
+    def render(self, fid: int) -> np.ndarray:
+        """Pixels of frame ``fid``: truth + plane + noise, shape ``(frame_size, frame_size)``."""
+        size = self.syn.frame_size
+        wcs = self.frame_wcs(fid)
+        ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+        tan = tan_projection(wcs)
+        if tan is not None:
+            vec = tan.pixels_to_vectors(xs, ys)
+        else:  # frames centred on a pole (LONPOLE 0)
+            vec = lonlat_to_vec(*wcs.pixel_to_world_values(xs, ys))
+        data = self.sky(vec @ self.to_map.T)
+        c, a, b = self.planes(fid)
+        if c or a or b:
+            x0 = (size - 1) / 2
+            data += c + a * (xs - x0) + b * (ys - x0)
+        if self.syn.noise > 0:
+            data += np.random.default_rng([self.syn.seed, 2, int(fid)]).normal(
+                0.0, self.syn.noise, data.shape)
+        return data
+
+    def frame(self, fid: int) -> Frame:
+        lon, lat = self.frame_lonlat(fid)
+        centre = self.to_map @ lonlat_to_vec(lon, lat)
+        size = self.syn.frame_size
+        return Frame(key=f"synthetic:{int(fid)}", wcs=self.frame_wcs(fid), shape=(size, size),
+                     centre=centre, radius=self.frame_radius, loader=partial(self.render, fid))
+
+    def frames_touching(self, centre: np.ndarray, radius: float) -> list[Frame]:
+        """Frames whose cap meets the cap ``(centre, radius)`` (map frame, radians)."""
+        return [self.frame(fid) for fid in self.frame_ids_touching(centre, radius)]
+
+    def frame_ids_touching(self, centre: np.ndarray, radius: float) -> np.ndarray:
+        reach = radius + self.frame_radius
+        local = self.to_map.T @ np.asarray(centre, dtype=np.float64)
+        lon_c, lat_c = (float(x) for x in vec_to_lonlat(local))
+        reach_deg = np.degrees(reach)
+        ids = []
+        for r in np.flatnonzero(np.abs(self.ring_lat - lat_c) <= reach_deg + 1e-9):
+            n = int(self.ring_count[r])
+            lat = np.radians(self.ring_lat[r])
+            cos_d = (np.cos(reach) - np.sin(lat) * np.sin(np.radians(lat_c))) / max(
+                np.cos(lat) * np.cos(np.radians(lat_c)), 1e-300)
+            if n == 1 or cos_d <= -1 or abs(lat_c) + reach_deg >= 90:
+                ks = np.arange(n)
+            else:
+                half = np.degrees(np.arccos(min(1.0, cos_d))) + 1e-6
+                step = 360.0 / n
+                k0 = int(np.ceil((lon_c - half - self.ring_phase[r]) / step))
+                k1 = int(np.floor((lon_c + half - self.ring_phase[r]) / step))
+                ks = np.unique(np.arange(k0, k1 + 1) % n)
+            ids.append(self.ring_start[r] + ks)
+        if not ids:
+            return np.zeros(0, dtype=np.int64)
+        ids = np.concatenate(ids)
+        lon, lat = self.frame_lonlat(ids)
+        angle = np.arccos(np.clip((lonlat_to_vec(lon, lat) @ self.to_map.T) @ centre, -1, 1))
+        return ids[angle <= reach]
+
+    # -- tables -----------------------------------------------------------------------------
+    @cached_property
+    def planes_table(self) -> Table:
+        """One row per frame: ``frame, lon, lat`` (frame system, degrees), ``c, a, b, x0, y0``."""
+        ids = np.arange(self.nframes)
+        lon, lat = self.frame_lonlat(ids)
+        planes = np.array([self.planes(f) for f in ids]).reshape(-1, 3)
+        x0 = (self.syn.frame_size - 1) / 2
+        return Table({"frame": ids, "lon": lon, "lat": lat, "c": planes[:, 0],
+                      "a": planes[:, 1], "b": planes[:, 2],
+                      "x0": np.full(len(ids), x0), "y0": np.full(len(ids), x0)})
+
+
+@lru_cache(maxsize=4)
+def survey_for(spec: MapSpec) -> SyntheticSurvey:
+    """The synthetic survey of ``spec`` (cached)."""
+    return SyntheticSurvey(spec)
+
+
+def truth(lon_deg: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
+    """The noiseless sky at positions in the map's frame (degrees), for the current config.
+
+    "Current" means the ``[hips]`` and ``[synthetic]`` sections as the tasks read them,
+    ``LUIGI_CONFIG_PATH`` and command-line overrides included.
+    """
+    return survey_for(current_spec()).sky(lonlat_to_vec(lon_deg, lat_deg))
+
+
+def injected_planes() -> Table:
+    """The background plane injected into each frame of the current config's survey."""
+    return survey_for(current_spec()).planes_table

@@ -1,0 +1,52 @@
+"""8-bit PNG tiles from FITS tiles (gray plus alpha, 'LA').
+
+A FITS tile is a float32 ``(w, w)`` array, ``data[row][col]`` with row 0 the first FITS row,
+the bottom of the displayed image; NaN is blank. PNG rows run top to bottom, so the HiPS
+standard PNG tile is the FITS tile flipped vertically: ``png[r] = fits[w - 1 - r]``. Blank
+pixels get alpha 0 (and gray 0), all others alpha 255.
+"""
+
+from __future__ import annotations
+
+import io
+from os import PathLike
+
+import numpy as np
+from PIL import Image
+
+from hipsluigi.stretch.stretch import Stretch
+
+# PNG is lossless, so the zlib level only trades file size for time; tiles are many and small.
+COMPRESS_LEVEL = 2
+
+
+def png_pixels(tile: np.ndarray, stretch: Stretch) -> np.ndarray:
+    """The ``(h, w, 2)`` uint8 gray/alpha pixels of FITS ``tile``, in PNG (top-down) row order."""
+    tile = np.asarray(tile)
+    if tile.ndim != 2:
+        raise ValueError(f"a tile must be 2-d, got shape {tile.shape}")
+    flipped = tile[::-1]
+    blank = np.isnan(flipped)
+    pixels = np.empty(flipped.shape + (2,), dtype=np.uint8)
+    pixels[..., 0] = stretch.gray(flipped)
+    pixels[..., 1] = np.where(blank, 0, 255)
+    return pixels
+
+
+def encode_png(tile: np.ndarray, stretch: Stretch) -> bytes:
+    """The PNG file (mode 'LA') of FITS ``tile`` under ``stretch``."""
+    buf = io.BytesIO()
+    Image.fromarray(png_pixels(tile, stretch)).save(buf, format="PNG", optimize=False,
+                                                    compress_level=COMPRESS_LEVEL)
+    return buf.getvalue()
+
+
+def decode_png(data_or_path: bytes | str | PathLike) -> np.ndarray:
+    """The ``(h, w, 2)`` uint8 gray/alpha pixels of a PNG given as bytes or a path."""
+    source = data_or_path
+    if isinstance(source, bytes | bytearray):
+        source = io.BytesIO(source)
+    with Image.open(source) as img:
+        if img.mode != "LA":
+            img = img.convert("LA")
+        return np.array(img, dtype=np.uint8)

@@ -166,3 +166,52 @@ def base_plate(base: PlateGrid, order: int, i: int, j: int) -> tuple[int, int]:
     """The deepest-order plate at the lower-left corner of plate ``(i, j)`` of ``order``."""
     f = base.nplate // grid_at_order(base, order).nplate
     return i * f, j * f
+
+
+def plate_neighbours(grid: PlateGrid, samples: int = 33) -> dict[tuple[int, int, int, int], str]:
+    """Pairs of plates that touch on the sky, with how they touch.
+
+    Returns ``{(i1, j1, i2, j2): kind}`` with ``(i1, j1) < (i2, j2)``, over the plates that
+    yield tiles (cell (4, 4) copies excluded; their sky is cell (0, 0)'s). Each contact between
+    a pixel of one plate and a HEALPix neighbour pixel of the other is classed by where the
+    two pixels sit on the plane: ``"plane"`` when they are adjacent there, ``"wrap"`` when they
+    are adjacent once one is shifted by ``(4N, 4N)`` (the +/-180 degree wrap), ``"cut"``
+    otherwise (a polar cut, where the plane turns by 90 degrees). A pair is ``"cut"`` if any
+    contact is, else ``"wrap"`` if any contact is, else ``"plane"``. Contacts are sampled at
+    ``samples`` points along each edge plus the four corners.
+    """
+    import healpy as hp
+
+    from hipsluigi.geometry.hpx import nested_to_plane, plane_to_nested
+
+    n = grid.face_side
+    side = grid.plate_side
+    edge = np.unique(np.linspace(0, side - 1, samples).round().astype(np.int64))
+    first, last = np.zeros_like(edge), np.full_like(edge, side - 1)
+    du = np.concatenate([edge, edge, first, last])
+    dv = np.concatenate([first, last, edge, edge])
+    rank = {"plane": 0, "wrap": 1, "cut": 2}
+    pairs: dict[tuple[int, int, int, int], str] = {}
+    for i, j in grid.sky_plates:
+        if grid.is_duplicate(i, j):
+            continue
+        p1_0, p2_0 = grid.origin(i, j)
+        a1, a2 = p1_0 + du, p2_0 + dv
+        around = hp.get_all_neighbours(n, plane_to_nested(a1, a2, n), nest=True)  # (8, m)
+        ok = around >= 0
+        q1, q2 = nested_to_plane(np.where(ok, around, 0), n)
+        d1, d2 = q1 - a1[None, :], q2 - a2[None, :]
+        plane = np.maximum(np.abs(d1), np.abs(d2)) <= 1
+        wrap = np.zeros_like(plane)
+        for shift in (4 * n, -4 * n):
+            wrap |= np.maximum(np.abs(d1 + shift), np.abs(d2 + shift)) <= 1
+        kinds = np.where(plane, 0, np.where(wrap, 1, 2))
+        for k, m, kind in zip((q1 // side)[ok].tolist(), (q2 // side)[ok].tolist(),
+                              kinds[ok].tolist(), strict=True):
+            if (k, m) == (i, j):
+                continue
+            key = (i, j, k, m) if (i, j) < (k, m) else (k, m, i, j)
+            name = ("plane", "wrap", "cut")[kind]
+            if key not in pairs or rank[name] > rank[pairs[key]]:
+                pairs[key] = name
+    return pairs

@@ -151,3 +151,35 @@ def test_region_cone_in_another_frame_is_converted():
 def test_region_errors_name_the_text(text):
     with pytest.raises(ValueError, match="region"):
         parse_region(text, "galactic")
+
+
+def test_face_plate_neighbours_are_healpy_base_pixel_neighbours():
+    from hipsluigi.geometry.hpx import FACE_GRID
+    from hipsluigi.geometry.plates import plate_neighbours
+
+    pairs = plate_neighbours(PlateGrid(0, 16, 5, 0))
+    ours = {frozenset((int(FACE_GRID[j1, i1]), int(FACE_GRID[j2, i2])))
+            for i1, j1, i2, j2 in pairs}
+    expected = set()
+    for face in range(12):
+        for other in hp.get_all_neighbours(1, face, nest=True):
+            if other >= 0:
+                expected.add(frozenset((face, int(other))))
+    assert ours == expected
+    kinds = {frozenset((int(FACE_GRID[j1, i1]), int(FACE_GRID[j2, i2]))): kind
+             for (i1, j1, i2, j2), kind in pairs.items()}
+    # face 6 straddles l = 180: its neighbours 7, 2 and 10 lie across the wrap
+    assert {f for f in kinds if kinds[f] == "wrap"} == {frozenset((6, k)) for k in (7, 2, 10)}
+    # the four north faces (0-3) meet each other only across polar cuts; so do the south ones
+    for group in ((0, 1, 2, 3), (8, 9, 10, 11)):
+        for a in group:
+            for b in group:
+                if a < b:
+                    assert kinds[frozenset((a, b))] == "cut"
+
+
+def test_sampled_plate_neighbours_equal_a_full_boundary_search():
+    from hipsluigi.geometry.plates import plate_neighbours
+
+    grid = PlateGrid(1, 16, 10, 0)  # 16-pixel plates
+    assert plate_neighbours(grid, samples=5) == plate_neighbours(grid, samples=16)

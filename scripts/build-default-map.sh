@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Command 1: build the default map (luigi.cfg: order 3, 512-pixel tiles, synthetic survey)
+# on this machine, from scratch or resuming where a previous run stopped.
+# Extra arguments go to luigi, e.g. --hips-order 2 or --workers 4.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/setup-venv.sh"
+cd "$root"
+workers=$(nproc 2>/dev/null || echo 2)
+.venv/bin/luigi --module hipsluigi AllSkyPNGs --local-scheduler --workers "$workers" "$@"
+hips=$(.venv/bin/python -m hipsluigi.where "$@")
+cat <<MSG
+
+The HiPS is in: $hips
+Look at it:
+  - in a browser: .venv/bin/python -m http.server 8000 -d $hips
+    then open http://localhost:8000/index.html (Aladin Lite, loaded from the CDS site)
+  - in Aladin Desktop: File > Open > the HiPS folder (or drag properties onto it)
+  - tile by tile: Norder*/Dir*/Npix*.fits (DS9, astropy) and Npix*.png
+MSG

@@ -1,31 +1,8 @@
 """Shared pytest fixtures."""
 
-import contextlib
-
-import luigi
 import pytest
 
-
-@contextlib.contextmanager
-def luigi_options(options: dict[str, dict[str, object]]):
-    """Set Luigi configuration options for the duration of a block, then restore them."""
-    cfg = luigi.configuration.get_config()
-    saved = []
-    for section, values in options.items():
-        if not cfg.has_section(section):
-            cfg.add_section(section)
-        for key, value in values.items():
-            old = cfg.get(section, key) if cfg.has_option(section, key) else None
-            saved.append((section, key, old))
-            cfg.set(section, key, str(value))
-    try:
-        yield cfg
-    finally:
-        for section, key, old in reversed(saved):
-            if old is None:
-                cfg.remove_option(section, key)
-            else:
-                cfg.set(section, key, old)
+from hipsluigi.testing import luigi_options
 
 
 @pytest.fixture

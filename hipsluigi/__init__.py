@@ -17,10 +17,12 @@ from hipsluigi.pipeline.tasks import (
     Setup,
     ShrinkPlate,
 )
+from hipsluigi.slurm import slurm
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AllSkyPNGs", "CorrectPlate", "HiPSMetadata", "Histogram", "PlateHistogram", "PlateList",
-    "PlateMosaic", "PlatePNGs", "PlateTiles", "Setup", "ShrinkPlate", "hips", "synthetic",
+    "PlateMosaic", "PlatePNGs", "PlateTiles", "Setup", "ShrinkPlate", "hips", "slurm",
+    "synthetic",
 ]

@@ -1,11 +1,26 @@
 #!/usr/bin/env bash
 # Command 2: run the whole test suite, doing all of its own set-up:
-#   .venv with hipsluigi and the test tools; ruff; pytest over hipsluigi/ and tests/.
+#   .venv with hipsluigi and the test tools; as root, Debian's SLURM (slurm-wlm, munge) and
+#   Chromium, installed if missing; a single-node SLURM started for the tests and stopped
+#   after (the tests start their own luigid on 127.0.0.1); ruff; pytest.
 # Extra arguments go to pytest (e.g. -k mosaic).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 "$root/scripts/setup-venv.sh" --test
+
+if [ "$(id -u)" -eq 0 ]; then
+  if ! command -v chromium >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+  fi
+  if ! sinfo -h -o %T 2>/dev/null | grep -qxE 'idle|mixed|allocated'; then
+    "$root/scripts/slurm-up.sh"
+    trap '"$root/scripts/slurm-down.sh"' EXIT
+  fi
+else
+  echo "note: not root; the SLURM and browser tests need scripts/slurm-up.sh and chromium" >&2
+fi
 
 .venv/bin/ruff check .
 

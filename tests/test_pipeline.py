@@ -17,9 +17,9 @@ from astropy.io import fits
 from PIL import Image
 from scipy.stats import spearmanr
 
-from conftest import luigi_options
 from hipsluigi import AllSkyPNGs
 from hipsluigi.surveys import synthetic
+from hipsluigi.testing import luigi_options
 
 ORDER = 3
 WIDTH = 64

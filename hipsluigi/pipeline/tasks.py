@@ -16,7 +16,7 @@ import luigi
 import numpy as np
 from astropy.io import fits
 
-from hipsluigi.config import MapSpec, current_spec
+from hipsluigi.config import MapSpec, current_spec, hips
 from hipsluigi.geometry.platelist import plate_list, plate_name, write_plate_list
 from hipsluigi.geometry.plates import children
 from hipsluigi.geometry.sky import plate_cap
@@ -43,15 +43,33 @@ def stretch_id(spec: MapSpec) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:8]
 
 
+class MapName(luigi.Parameter):
+    """The map a task belongs to; by default ``[hips] name`` (config or ``--hips-name``).
+
+    Part of every task id, so that several maps (W1 ... W4) can share one luigid.
+    """
+
+    def _value_iterator(self, task_name, param_name):
+        # Luigi's own sources (command line, [TaskFamily] map) first, then [hips] name.
+        yield from super()._value_iterator(task_name, param_name)
+        yield hips().name, None
+
+
 class HipsTask(luigi.Task):
     """Base of every hipsluigi task: the map's spec, its work tree and the executor."""
+
+    map = MapName(description="map name; default [hips] name")
 
     #: Pixel tasks go to the cluster under ``executor = slurm``; map-level bookkeeping does not.
     cluster_task = False
 
     @property
     def spec(self) -> MapSpec:
-        return current_spec()
+        spec = current_spec()
+        if spec.name != self.map:
+            raise ValueError(f"{self.task_id} belongs to map {self.map!r} but the configuration "
+                             f"describes map {spec.name!r} ([hips] name)")
+        return spec
 
     @property
     def layout(self):
@@ -62,7 +80,15 @@ class HipsTask(luigi.Task):
         return super().complete()
 
     def run(self) -> None:
-        self.work()
+        executor = self.spec.executor
+        if not self.cluster_task or executor == "local":
+            self.work()
+        elif executor == "slurm":
+            from hipsluigi.slurm import run_on_slurm
+
+            run_on_slurm(self, self.layout.scripts)
+        else:
+            raise NotImplementedError(f"[hips] executor = {executor} is not implemented yet")
 
     def work(self) -> None:
         raise NotImplementedError
@@ -352,6 +378,8 @@ class HiPSMetadata(HipsTask):
 
 class AllSkyPNGs(luigi.WrapperTask):
     """The whole map: every FITS and PNG tile of every order, and the HiPS metadata."""
+
+    map = MapName(description="map name; default [hips] name")
 
     def requires(self):
         return HiPSMetadata()

@@ -17,7 +17,10 @@ from hipsluigi.pipeline.tasks import (
     Setup,
     ShrinkPlate,
 )
+from hipsluigi.scheduling import use_for_local_runs
 from hipsluigi.slurm import slurm
+
+use_for_local_runs()  # --local-scheduler runs of any size: see hipsluigi.scheduling
 
 __version__ = "0.1.0"
 

@@ -140,6 +140,8 @@ class MapSpec:
     def fingerprint(self) -> dict:
         """The keys that change pixels; a work tree built with other values is refused."""
         data = asdict(self)
+        # A dry run's placeholders must never pass for pixels.
+        data["dryrun"] = self.executor == "dryrun"
         for key in ("executor", "stretch", "stretch_min", "stretch_max", "title", "creator_did",
                     "storage"):
             data.pop(key)
@@ -158,9 +160,41 @@ def _split_storage(text: str, cwd: str) -> tuple[str, ...]:
 
 
 def current_spec() -> MapSpec:
-    """The :class:`MapSpec` the current Luigi configuration describes (cached per config)."""
-    # Luigi caches Config instances by their parameter values, so equal configs share a key.
-    return _spec_for(hips(), synthetic(), os.getcwd())
+    """The :class:`MapSpec` the current Luigi configuration describes.
+
+    Cached on the raw ``[hips]``/``[synthetic]`` options, the command-line overrides and the
+    working directory: instantiating the Config classes costs ~60 interpolated option reads,
+    and tasks ask for the spec tens of thousands of times while the graph is built.
+    """
+    key = _config_key()
+    spec = _spec_cache.get(key)
+    if spec is None:
+        spec = _spec_for(hips(), synthetic(), os.getcwd())
+        if len(_spec_cache) > 32:
+            _spec_cache.clear()
+        _spec_cache[key] = spec
+    return spec
+
+
+_spec_cache: dict = {}
+
+
+def _config_key() -> tuple:
+    from luigi.cmdline_parser import CmdlineParser
+
+    cfg = luigi.configuration.get_config()
+    sections = getattr(cfg, "_sections", None)  # ConfigParser's own storage: cheap to read
+    if sections is None:  # another parser (TOML): fall back to the public, slower reads
+        file_part = tuple((s, tuple(cfg.items(s))) for s in ("hips", "synthetic")
+                          if cfg.has_section(s))
+    else:
+        file_part = tuple((s, tuple(sections.get(s, {}).items())) for s in ("hips", "synthetic"))
+    parser = CmdlineParser.get_instance()
+    cli_part = ()
+    if parser is not None:
+        cli_part = tuple(sorted((k, str(v)) for k, v in vars(parser.known_args).items()
+                                if k.startswith(("hips_", "synthetic_")) and v is not None))
+    return file_part, cli_part, os.getcwd()
 
 
 @lru_cache(maxsize=16)

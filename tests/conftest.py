@@ -65,10 +65,8 @@ def luigid(tmp_path_factory):
     """luigid on a free loopback port, stopped at the end of the session."""
     state = tmp_path_factory.mktemp("luigid")
     port = _free_port()
-    luigid_bin = Path(os.sys.executable).with_name("luigid")
-    env = dict(os.environ, LUIGID=str(luigid_bin))
     up = subprocess.run([str(REPO / "scripts" / "luigid-up.sh"), str(port), str(state)],
-                        capture_output=True, text=True, env=env)
+                        capture_output=True, text=True)
     if up.returncode != 0:
         _unavailable(f"luigid did not start: {up.stderr.strip()}")
     yield Luigid(port, state)

@@ -175,3 +175,45 @@ def tile_header(order: int, npix: int, tile_width: int, frame: str = "galactic")
 def tile_relpath(order: int, npix: int, ext: str) -> str:
     """Path of a tile inside a HiPS: ``Norder{k}/Dir{D}/Npix{N}.{ext}``, D = 10000*(N//10000)."""
     return f"Norder{order}/Dir{(npix // 10000) * 10000}/Npix{npix}.{ext}"
+
+
+def unfold_across_cuts(p1: np.ndarray, p2: np.ndarray, cell_i: int, cell_j: int, nside: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Move pixels that lie beyond a polar cut of cell ``(cell_i, cell_j)`` onto the sky.
+
+    A polar face's cell touches off-sky cells along two edges that are polar cuts; on the sky,
+    what lies beyond such an edge is the next polar face, reached by a 90 degree turn about the
+    cut's corner at the pole end (Calabretta & Roukema 2007). This maps plane pixels in those
+    off-sky strips (the padding of a plate) to the plane pixels holding that sky. Returns the
+    moved ``(p1, p2)``; pixels not beyond a cut of this cell are returned unchanged. 0-based
+    plane pixels; the pixel centre is ``p + 0.5``.
+    """
+    p1 = np.asarray(p1, dtype=np.int64)
+    p2 = np.asarray(p2, dtype=np.int64)
+    out1, out2 = p1.copy(), p2.copy()
+    n = nside
+    if cell_i == cell_j + 1:  # north face: cuts along its right and bottom edges
+        # beyond the right edge: turn +90 degrees about the top-right corner
+        _turn(out1, out2, p1, p2, (p1 >= (cell_i + 1) * n) & (p2 >= cell_j * n)
+              & (p2 < (cell_j + 1) * n), (cell_i + 1) * n, (cell_j + 1) * n, +1)
+        # beyond the bottom edge: turn -90 degrees about the bottom-left corner
+        _turn(out1, out2, p1, p2, (p2 < cell_j * n) & (p1 >= cell_i * n)
+              & (p1 < (cell_i + 1) * n), cell_i * n, cell_j * n, -1)
+    elif cell_j == cell_i + 1:  # south face: cuts along its top and left edges
+        _turn(out1, out2, p1, p2, (p2 >= (cell_j + 1) * n) & (p1 >= cell_i * n)
+              & (p1 < (cell_i + 1) * n), (cell_i + 1) * n, (cell_j + 1) * n, -1)
+        _turn(out1, out2, p1, p2, (p1 < cell_i * n) & (p2 >= cell_j * n)
+              & (p2 < (cell_j + 1) * n), cell_i * n, cell_j * n, +1)
+    return out1, out2
+
+
+def _turn(out1, out2, p1, p2, mask, pivot1: int, pivot2: int, sense: int) -> None:
+    """Rotate pixel centres in ``mask`` by ``sense`` * 90 degrees about a pixel corner."""
+    d1 = p1[mask] - pivot1  # centre offset minus 0.5
+    d2 = p2[mask] - pivot2
+    if sense > 0:  # (dx, dy) -> (-dy, dx), on centres (d + 0.5)
+        out1[mask] = pivot1 - d2 - 1
+        out2[mask] = pivot2 + d1
+    else:  # (dx, dy) -> (dy, -dx)
+        out1[mask] = pivot1 + d2
+        out2[mask] = pivot2 - d1 - 1

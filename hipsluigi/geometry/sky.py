@@ -5,7 +5,7 @@ from __future__ import annotations
 import healpy as hp
 import numpy as np
 
-from hipsluigi.geometry.hpx import plane_to_nested
+from hipsluigi.geometry.hpx import plane_to_nested, unfold_across_cuts
 from hipsluigi.geometry.plates import PlateGrid
 
 
@@ -23,13 +23,25 @@ def plane_pixel_vectors(p1: np.ndarray, p2: np.ndarray, nside: int) -> np.ndarra
     return out
 
 
+def plate_plane_pixels(grid: PlateGrid, i: int, j: int, p1: np.ndarray, p2: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Plane pixels holding the sky of plate ``(i, j)``'s pixels at plane positions ``(p1, p2)``.
+
+    The same positions, except padding beyond a polar cut of the plate's face, which is
+    unfolded onto the next polar face (so padded plates overlap across cuts too).
+    """
+    ci, cj = grid.cell(i, j)
+    return unfold_across_cuts(p1, p2, ci, cj, grid.face_side)
+
+
 def plate_pixel_vectors(grid: PlateGrid, i: int, j: int, rows: slice, cols: slice,
                         padded: bool = True) -> np.ndarray:
     """Unit vectors of a block ``[rows, cols]`` of plate pixels; shape ``(nrows, ncols, 3)``."""
     p1_0, p2_0 = grid.origin(i, j, padded)
     p2 = np.arange(rows.start, rows.stop) + p2_0
     p1 = np.arange(cols.start, cols.stop) + p1_0
-    return plane_pixel_vectors(p1[None, :], p2[:, None], grid.face_side)
+    u1, u2 = plate_plane_pixels(grid, i, j, *np.broadcast_arrays(p1[None, :], p2[:, None]))
+    return plane_pixel_vectors(u1, u2, grid.face_side)
 
 
 def cap_of_vectors(vec: np.ndarray) -> tuple[np.ndarray, float]:
@@ -60,8 +72,9 @@ def block_cap(grid: PlateGrid, i: int, j: int, rows: slice, cols: slice, padded:
     r = np.unique(np.linspace(rows.start, rows.stop - 1, samples).round().astype(np.int64))
     c = np.unique(np.linspace(cols.start, cols.stop - 1, samples).round().astype(np.int64))
     p1_0, p2_0 = grid.origin(i, j, padded)
-    vec = plane_pixel_vectors(c[None, :] + p1_0, r[:, None] + p2_0, grid.face_side)
-    centre, radius = cap_of_vectors(vec)
+    u1, u2 = plate_plane_pixels(grid, i, j, *np.broadcast_arrays(c[None, :] + p1_0,
+                                                                  r[:, None] + p2_0))
+    centre, radius = cap_of_vectors(plane_pixel_vectors(u1, u2, grid.face_side))
     # An HPX pixel is at most sqrt(2) * 90/N degrees across along a diagonal in the polar faces.
     pixel = np.radians(90.0 / grid.face_side) * np.sqrt(2)
     step = max(rows.stop - rows.start, cols.stop - cols.start) / max(samples - 1, 1)

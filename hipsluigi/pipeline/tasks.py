@@ -16,7 +16,7 @@ import luigi
 import numpy as np
 from astropy.io import fits
 
-from hipsluigi.config import MapSpec, current_spec, hips
+from hipsluigi.config import MapSpec, current_spec
 from hipsluigi.geometry.platelist import plate_list, plate_name, write_plate_list
 from hipsluigi.geometry.plates import children
 from hipsluigi.geometry.sky import plate_cap
@@ -52,7 +52,7 @@ class MapName(luigi.Parameter):
     def _value_iterator(self, task_name, param_name):
         # Luigi's own sources (command line, [TaskFamily] map) first, then [hips] name.
         yield from super()._value_iterator(task_name, param_name)
-        yield hips().name, None
+        yield current_spec().name, None
 
 
 class HipsTask(luigi.Task):
@@ -62,6 +62,8 @@ class HipsTask(luigi.Task):
 
     #: Pixel tasks go to the cluster under ``executor = slurm``; map-level bookkeeping does not.
     cluster_task = False
+    #: Tasks that do their (cheap) work even under ``executor = dryrun``.
+    dryrun_real = False
 
     @property
     def spec(self) -> MapSpec:
@@ -81,14 +83,19 @@ class HipsTask(luigi.Task):
 
     def run(self) -> None:
         executor = self.spec.executor
-        if not self.cluster_task or executor == "local":
-            self.work()
-        elif executor == "slurm":
+        if executor == "dryrun" and not self.dryrun_real:
+            self.dry_run()
+        elif executor == "slurm" and self.cluster_task:
             from hipsluigi.slurm import run_on_slurm
 
             run_on_slurm(self, self.layout.scripts)
         else:
-            raise NotImplementedError(f"[hips] executor = {executor} is not implemented yet")
+            self.work()
+
+    def dry_run(self) -> None:
+        """``executor = dryrun``: write a placeholder for every output, compute no pixel."""
+        for target in luigi.task.flatten(self.output()):
+            write_text_atomic(target.path, f"hipsluigi dryrun placeholder for {self.task_id}\n")
 
     def work(self) -> None:
         raise NotImplementedError
@@ -144,6 +151,8 @@ def read_manifest(target: luigi.LocalTarget) -> dict:
 class Setup(HipsTask):
     """The work tree on every storage unit and the ``subsetK`` links (mHiPSSetup)."""
 
+    dryrun_real = True
+
     def output(self):
         return luigi.LocalTarget(str(self.layout.fingerprint))
 
@@ -153,6 +162,8 @@ class Setup(HipsTask):
 
 class PlateList(HipsTask):
     """``platelist.tbl``: on-sky plates, storage bins, round-robin order (mHPXPlateList)."""
+
+    dryrun_real = True
 
     def requires(self):
         return Setup()

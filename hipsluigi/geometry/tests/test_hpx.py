@@ -119,3 +119,32 @@ def test_tile_relpath_uses_the_standard_directory_rule():
     assert tile_relpath(6, 10302, "fits") == "Norder6/Dir10000/Npix10302.fits"
     assert tile_relpath(9, 1746330, "png") == "Norder9/Dir1740000/Npix1746330.png"
     assert tile_relpath(0, 7, "png") == "Norder0/Dir0/Npix7.png"
+
+
+@pytest.mark.parametrize("cell", [(1, 0), (2, 1), (3, 2), (4, 3), (0, 1), (1, 2), (2, 3), (3, 4)])
+def test_padding_unfolded_across_polar_cuts_continues_the_sky(cell):
+    """Plane neighbours in a polar cell's padding strips are HEALPix neighbours (healpy)."""
+    from hipsluigi.geometry.hpx import unfold_across_cuts
+
+    n, pad = 16, 5
+    ci, cj = cell
+    p1, p2 = np.meshgrid(np.arange(ci * n - pad, (ci + 1) * n + pad),
+                         np.arange(cj * n - pad, (cj + 1) * n + pad))
+    u1, u2 = unfold_across_cuts(p1, p2, ci, cj, n)
+    nest = plane_to_nested(u1, u2, n)
+    in_cols = (p1 >= ci * n) & (p1 < (ci + 1) * n)
+    in_rows = (p2 >= cj * n) & (p2 < (cj + 1) * n)
+    usable = (in_cols | in_rows) & (nest >= 0)  # the cell and its four edge strips
+    assert usable[in_cols | in_rows].all()  # every strip pixel, cut side included, is sky
+    moved = (u1 != p1) | (u2 != p2)
+    assert moved.sum() == 2 * n * pad  # the two strips beyond the cuts
+    checked = 0
+    for a, b in (((slice(None), slice(0, -1)), (slice(None), slice(1, None))),
+                 ((slice(0, -1), slice(None)), (slice(1, None), slice(None)))):
+        both = usable[a] & usable[b]
+        same_side = (in_cols[a] == in_cols[b]) | (in_rows[a] == in_rows[b])
+        pairs = both & same_side
+        around = hp.get_all_neighbours(n, nest[a][pairs], nest=True)
+        assert (around == nest[b][pairs][None, :]).any(axis=0).all()
+        checked += pairs.sum()
+    assert checked > 2 * (n + 2 * pad) * n

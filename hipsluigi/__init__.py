@@ -6,13 +6,16 @@
 from hipsluigi.config import hips, synthetic
 from hipsluigi.pipeline.tasks import (
     AllSkyPNGs,
+    BackgroundModel,
     CorrectPlate,
     HiPSMetadata,
     Histogram,
+    OverlapFit,
     PlateHistogram,
     PlateList,
     PlateMosaic,
     PlatePNGs,
+    PlateTable,
     PlateTiles,
     Setup,
     ShrinkPlate,
@@ -25,7 +28,7 @@ use_for_local_runs()  # --local-scheduler runs of any size: see hipsluigi.schedu
 __version__ = "0.1.0"
 
 __all__ = [
-    "AllSkyPNGs", "CorrectPlate", "HiPSMetadata", "Histogram", "PlateHistogram", "PlateList",
-    "PlateMosaic", "PlatePNGs", "PlateTiles", "Setup", "ShrinkPlate", "hips", "slurm",
-    "synthetic",
+    "AllSkyPNGs", "BackgroundModel", "CorrectPlate", "HiPSMetadata", "Histogram", "OverlapFit",
+    "PlateHistogram", "PlateList", "PlateMosaic", "PlatePNGs", "PlateTable", "PlateTiles",
+    "Setup", "ShrinkPlate", "hips", "slurm", "synthetic",
 ]

@@ -42,6 +42,8 @@ class hips(luigi.Config):  # noqa: N801  (the class name is the config section's
     survey_path = luigi.Parameter(default="", description="folder of FITS images or HEALPix file")
     band = luigi.IntParameter(default=1)
     background = luigi.ChoiceParameter(choices=BACKGROUNDS, default="global")
+    background_fit = luigi.ChoiceParameter(choices=["levels", "slopes"], default="levels",
+                                           description="global model: planes or levels")
     executor = luigi.ChoiceParameter(choices=EXECUTORS, default="local")
     region = luigi.Parameter(default="", description="'plates XMIN YMIN XMAX YMAX' or "
                                                      "'cone LON LAT RADIUS [FRAME]'")
@@ -68,6 +70,9 @@ class synthetic(luigi.Config):  # noqa: N801
     backgrounds = luigi.FloatParameter(default=1.0,
                                        description="sigma of each frame's injected offset; "
                                                    "0 switches the planes off")
+    tilt = luigi.FloatParameter(default=0.05,
+                                description="plane slope: fraction of 'backgrounds' a frame "
+                                            "tilts by across its width (sigma)")
     sources = luigi.IntParameter(default=2000, description="point sources on the whole sky")
     blobs = luigi.IntParameter(default=150, description="diffuse blobs on the whole sky")
 
@@ -80,6 +85,7 @@ class SyntheticSpec:
     frame_system: str = "icrs"
     noise: float = 0.05
     backgrounds: float = 1.0
+    tilt: float = 0.05
     sources: int = 2000
     blobs: int = 150
 
@@ -99,6 +105,7 @@ class MapSpec:
     survey_path: str = ""
     band: int = 1
     background: str = "global"
+    background_fit: str = "levels"
     executor: str = "local"
     region: str = ""
     reproject: str = "interp"
@@ -204,14 +211,15 @@ def _spec_for(h: hips, s: synthetic, cwd: str) -> MapSpec:
     return MapSpec(
         name=h.name, order=h.order, tile_width=h.tile_width, nplate=nplate, pad=pad,
         storage=_split_storage(h.storage, cwd), frame=h.frame, survey=h.survey,
-        survey_path=h.survey_path, band=h.band, background=h.background, executor=h.executor,
+        survey_path=h.survey_path, band=h.band, background=h.background,
+        background_fit=h.background_fit, executor=h.executor,
         region=h.region, reproject=h.reproject, stretch=h.stretch, stretch_min=h.stretch_min,
         stretch_max=h.stretch_max,
         histogram_order=h.histogram_order,
         title=h.title, creator_did=h.creator_did,
         synthetic=SyntheticSpec(
             seed=s.seed, frame_size=s.frame_size, overlap=s.overlap,
-            frame_system=s.frame_system, noise=s.noise, backgrounds=s.backgrounds,
+            frame_system=s.frame_system, noise=s.noise, backgrounds=s.backgrounds, tilt=s.tilt,
             sources=s.sources, blobs=s.blobs,
         ),
     )

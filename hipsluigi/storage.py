@@ -6,6 +6,8 @@ For map NAME on units ``u0, u1, ...`` (``u0`` is the base)::
     u0/NAME/mosaics/subset1/                 plates of bin 0 (a real folder)
     u0/NAME/mosaics/subsetK -> uK-1/NAME/mosaics   (links, as mHiPSSetup makes)
     uB/NAME/mosaics/plate_II_JJ.fits         padded plate mosaics of bin B > 0
+    u0/NAME/mosaics/images.tbl, fitcombo.tbl, corrections.tbl   (global background model)
+    uB/NAME/diffs/fit_II_JJ_KK_LL.json       overlap fits, on the plus plate's bin B
     uB/NAME/plates/order{k}/plate_II_JJ.fits plates at each order, on the plate's bin B
     uB/NAME/manifests/order{k}/plate_II_JJ.{fits,png}.json   tiles written by a tile group
     u0/NAME/HiPS/...                         the HiPS itself (properties, Norder*/...)
@@ -65,6 +67,30 @@ class StorageLayout:
     def mosaic(self, i: int, j: int, b: int) -> Path:
         return self.mosaics_dir(b) / f"{plate_name(i, j)}.fits"
 
+    @property
+    def images_table(self) -> Path:
+        """``images.tbl`` of the plate mosaics (Montage's mImgtbl columns)."""
+        return self.base / "mosaics" / "images.tbl"
+
+    @property
+    def fits_table(self) -> Path:
+        """``fitcombo.tbl``: every overlap fit."""
+        return self.base / "mosaics" / "fitcombo.tbl"
+
+    @property
+    def corrections_table(self) -> Path:
+        return self.base / "mosaics" / "corrections.tbl"
+
+    @property
+    def seams(self) -> Path:
+        """Edge corrections of every plate (see ``hipsluigi.background.seams``)."""
+        return self.base / "mosaics" / "seams.npz"
+
+    def overlap_fit(self, plus: tuple[int, int], minus: tuple[int, int], b: int) -> Path:
+        """The fit of ``plus - minus``, on the plus plate's unit."""
+        return (self.unit(b) / "diffs"
+                / f"fit_{plus[0]:02d}_{plus[1]:02d}_{minus[0]:02d}_{minus[1]:02d}.json")
+
     def plate(self, order: int, i: int, j: int, b: int) -> Path:
         return self.unit(b) / "plates" / f"order{order}" / f"{plate_name(i, j)}.fits"
 
@@ -96,7 +122,7 @@ class StorageLayout:
     def setup(self) -> None:
         """Create the work tree on every unit and the ``subsetK`` links (idempotent)."""
         for b in range(self.nunits):
-            for sub in ("plates", "manifests"):
+            for sub in ("plates", "manifests", "diffs"):
                 (self.unit(b) / sub).mkdir(parents=True, exist_ok=True)
             self.mosaics_dir(b).mkdir(parents=True, exist_ok=True)
         for b in range(1, self.nunits):

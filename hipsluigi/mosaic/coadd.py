@@ -24,10 +24,16 @@ from functools import partial
 import numpy as np
 from astropy.wcs import WCS
 
+from hipsluigi.background.frames import FramePlanes, frame_coordinates, plane_values
 from hipsluigi.geometry.frames import astropy_frame, frame_of_wcs, rotation_matrix, vec_to_lonlat
 from hipsluigi.geometry.hpx import plane_wcs_header
 from hipsluigi.geometry.plates import PlateGrid
-from hipsluigi.geometry.sky import block_cap, plate_pixel_vectors
+from hipsluigi.geometry.sky import (
+    block_cap,
+    plane_pixel_vectors,
+    plate_pixel_vectors,
+    plate_plane_pixels,
+)
 from hipsluigi.geometry.tan import TanProjection, tan_projection
 from hipsluigi.surveys.base import BadFrameError, Frame
 
@@ -39,12 +45,14 @@ METHODS = ("interp", "reproject_interp", "reproject_exact", "reproject_adaptive"
 @dataclass
 class MosaicResult:
     """A plate mosaic: ``image`` (float32, NaN where no frame), ``count`` of frames per pixel,
-    the keys of the frames used and ``skipped``: ``{frame key: reason}`` for unusable frames."""
+    the keys of the frames used, ``skipped``: ``{frame key: reason}`` for unusable frames, and
+    ``planes``: ``{frame key: (c, a, b)}`` subtracted when frames were matched."""
 
     image: np.ndarray
     count: np.ndarray
     used: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    planes: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def bilinear_sample(data: np.ndarray, x: np.ndarray, y: np.ndarray
@@ -72,14 +80,18 @@ def bilinear_sample(data: np.ndarray, x: np.ndarray, y: np.ndarray
 
 
 class _FrameCache:
-    """Loads each frame once per plate; remembers frames that cannot be used and why."""
+    """Loads each frame once per plate (within a memory budget); applies background planes;
+    remembers frames that cannot be used and why."""
 
-    def __init__(self, map_frame: str):
+    def __init__(self, map_frame: str, budget_bytes: float = 2e9):
         self.map_frame = astropy_frame(map_frame)
-        self.data: dict[str, np.ndarray] = {}
+        self.data: dict[str, np.ndarray] = {}  # insertion order = least recently loaded first
         self.projections: dict[str, object] = {}
         self.skipped: dict[str, str] = {}
         self.used: list[str] = []
+        self.planes: dict[str, np.ndarray] = {}
+        self.budget = budget_bytes
+        self.nbytes = 0
 
     def get(self, frame: Frame) -> np.ndarray | None:
         if frame.key in self.skipped:
@@ -95,7 +107,12 @@ class _FrameCache:
                 log.warning("skipping frame %s", reason)
                 self.skipped[frame.key] = reason
                 return None
+            if frame.key in self.planes:
+                data = data - _plane_image(self.planes[frame.key], data.shape)
+            while self.data and self.nbytes + data.nbytes > self.budget:
+                self.release(next(iter(self.data)))
             self.data[frame.key] = data
+            self.nbytes += data.nbytes
             if frame.key not in self.projections:
                 tan = tan_projection(frame.wcs)
                 self.projections[frame.key] = (tan.rotated(rot) if tan is not None
@@ -103,8 +120,22 @@ class _FrameCache:
                 self.used.append(frame.key)
         return self.data[frame.key]
 
+    def set_planes(self, planes: dict[str, np.ndarray]) -> None:
+        """From now on, frames come with their background plane subtracted."""
+        self.planes = planes
+        for key, data in self.data.items():
+            if key in planes:
+                data -= _plane_image(planes[key], data.shape)
+
     def release(self, key: str) -> None:
-        self.data.pop(key, None)
+        data = self.data.pop(key, None)
+        if data is not None:
+            self.nbytes -= data.nbytes
+
+
+def _plane_image(params: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    ys, xs = np.mgrid[0:shape[0], 0:shape[1]]
+    return plane_values(params, *frame_coordinates(xs, ys, shape))
 
 
 def _wcs_pixels(wcs: WCS, rotation: np.ndarray, vec: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -133,10 +164,14 @@ def _blocks(shape: tuple[int, int], block: int):
 
 def mosaic_plate(
     grid: PlateGrid, i: int, j: int, frames: Sequence[Frame], map_frame: str,
-    method: str = "interp", block: int = 128,
+    method: str = "interp", block: int = 128, match_frames: bool = False,
+    match_stride: int = 4,
 ) -> MosaicResult:
     """Mosaic of ``frames`` on padded plate ``(i, j)`` of ``grid`` (map frame ``map_frame``).
 
+    With ``match_frames``, a first pass over every ``match_stride``-th row and column solves one
+    background plane per frame from their overlaps (:mod:`hipsluigi.background.frames`), and
+    the frames are coadded with their planes subtracted; ``MosaicResult.planes`` holds them.
     ``frames`` may include frames that miss the plate; frames that cannot be read are skipped
     and reported in ``MosaicResult.skipped``, never turned into zeros.
     """
@@ -151,17 +186,17 @@ def mosaic_plate(
     radii = np.array([f.radius for f in frames])
     bands = list(_blocks(shape, block))
     last_band = _last_band_of_frames(grid, i, j, bands, centres, radii)
+    planes: dict[str, np.ndarray] = {}
+    if match_frames:
+        planes = _match_frames(grid, i, j, frames, centres, radii, bands, cache, match_stride)
+        cache.set_planes(planes)
     footprints: dict[int, list[int]] = {}  # frame index -> [r0, r1, c0, c1] it touches
 
     for band, blocks in bands:
         for rows, cols in blocks:
-            centre, radius = block_cap(grid, i, j, rows, cols)
-            if not np.isfinite(centre[0]):
+            near, vec = _near_frames(grid, i, j, rows, cols, centres, radii)
+            if vec is None:
                 continue
-            near = np.flatnonzero(np.arccos(np.clip(centres @ centre, -1, 1)) <= radii + radius)
-            if len(near) == 0:
-                continue
-            vec = plate_pixel_vectors(grid, i, j, rows, cols)
             on_sky = np.isfinite(vec[..., 0])
             for k in near:
                 data = cache.get(frames[k])
@@ -192,7 +227,57 @@ def mosaic_plate(
 
     with np.errstate(invalid="ignore", divide="ignore"):
         image = np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
-    return MosaicResult(image, count, cache.used, cache.skipped)
+    return MosaicResult(image, count, cache.used, cache.skipped, planes)
+
+
+def _near_frames(grid, i, j, rows, cols, centres, radii, stride: int = 1):
+    """Frames whose cap meets a block, and the block's pixel vectors (None if off the sky)."""
+    centre, radius = block_cap(grid, i, j, rows, cols)
+    if not np.isfinite(centre[0]):
+        return [], None
+    near = np.flatnonzero(np.arccos(np.clip(centres @ centre, -1, 1)) <= radii + radius)
+    if len(near) == 0:
+        return [], None
+    if stride > 1:
+        rows = slice(rows.start, rows.stop, stride)
+        cols = slice(cols.start, cols.stop, stride)
+        p1_0, p2_0 = grid.origin(i, j, padded=True)
+        p2 = np.arange(rows.start, rows.stop, stride) + p2_0
+        p1 = np.arange(cols.start, cols.stop, stride) + p1_0
+        u1, u2 = plate_plane_pixels(grid, i, j, *np.broadcast_arrays(p1[None, :],
+                                                                      p2[:, None]))
+        return near, plane_pixel_vectors(u1, u2, grid.face_side)
+    return near, plate_pixel_vectors(grid, i, j, rows, cols)
+
+
+def _match_frames(grid, i, j, frames, centres, radii, bands, cache, stride):
+    """First pass: per-pair overlap statistics on a sub-lattice, then the frame planes."""
+    solver = FramePlanes()
+    for _, blocks in bands:
+        for rows, cols in blocks:
+            near, vec = _near_frames(grid, i, j, rows, cols, centres, radii, stride)
+            if vec is None:
+                continue
+            sky_idx = np.flatnonzero(np.isfinite(vec[..., 0]))
+            sky_vec = vec.reshape(-1, 3)[sky_idx]
+            samples = []
+            for k in near:
+                data = cache.get(frames[k])
+                if data is None:
+                    continue
+                x, y = frame_pixels(cache.projections[frames[k].key], sky_vec)
+                inside, values = bilinear_sample(data, x, y)
+                good = np.isfinite(values)
+                u, v = frame_coordinates(x[inside][good], y[inside][good], data.shape)
+                samples.append((solver.frame(frames[k].key),
+                                np.flatnonzero(inside)[good], values[good], u, v))
+            for a in range(len(samples)):
+                for b in range(a + 1, len(samples)):
+                    fa, ia, va, ua, wa = samples[a]
+                    fb, ib, vb, ub, wb = samples[b]
+                    _, ka, kb = np.intersect1d(ia, ib, assume_unique=True, return_indices=True)
+                    solver.add(fa, fb, ua[ka], wa[ka], ub[kb], wb[kb], va[ka] - vb[kb])
+    return solver.solve()
 
 
 def _accumulate(total, count, rows, cols, on_sky, inside, values) -> None:

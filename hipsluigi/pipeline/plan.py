@@ -81,3 +81,21 @@ def first_base_plates(spec: MapSpec, order: int) -> dict[tuple[int, int], tuple[
     for i, j in plate_plan(spec).plates:
         first.setdefault((i // f, j // f), (i, j))
     return first
+
+
+@lru_cache(maxsize=8)
+def plate_ids(spec: MapSpec) -> dict[tuple[int, int], int]:
+    """Row (``cntr``) of each deepest plate in ``images.tbl``: i-major order."""
+    return {p: k for k, p in enumerate(sorted(plates_at_order(spec, spec.order)))}
+
+
+@lru_cache(maxsize=8)
+def overlap_pairs(spec: MapSpec) -> tuple[tuple[tuple[int, int], tuple[int, int], str], ...]:
+    """``(plus, minus, kind)`` of every pair of neighbouring deepest plates in the map."""
+    from hipsluigi.geometry.plates import PlateGrid, plate_neighbours
+
+    grid = spec.grid
+    present = set(plates_at_order(spec, spec.order))
+    pairs = plate_neighbours(PlateGrid(grid.order, grid.tile_width, grid.nplate, 0))
+    return tuple(((i1, j1), (i2, j2), kind) for (i1, j1, i2, j2), kind in sorted(pairs.items())
+                 if (i1, j1) in present and (i2, j2) in present)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 
 import luigi
 import numpy as np
@@ -142,6 +143,11 @@ def read_plate(target: luigi.LocalTarget) -> np.ndarray:
     return read_fits_image(target.path)[0]
 
 
+def _save_npz(path, arrays: dict) -> None:
+    with open(path, "wb") as f:  # an open file: numpy adds no ".npz" to the name
+        np.savez(f, **arrays)
+
+
 def read_manifest(target: luigi.LocalTarget) -> dict:
     """A tile group's manifest: ``{"order", "plate", "tiles": [npix, ...]}``."""
     with target.open("r") as f:
@@ -191,7 +197,8 @@ class PlateMosaic(PlateTask):
         grid = spec.grid
         centre, radius = plate_cap(grid, self.i, self.j)
         frames = open_survey(spec).frames_touching(centre, radius)
-        result = mosaic_plate(grid, self.i, self.j, frames, spec.frame, spec.reproject)
+        result = mosaic_plate(grid, self.i, self.j, frames, spec.frame, spec.reproject,
+                              match_frames=spec.background != "none")
         header = fits.Header()
         header.update(grid.plate_header(self.i, self.j, spec.frame, padded=True))
         header["NFRAMES"] = (len(result.used), "frames coadded")
@@ -200,26 +207,153 @@ class PlateMosaic(PlateTask):
             header.add_history(f"skipped {reason}"[:72])
         for reason in result.skipped.values():
             log.warning("%s: skipped %s", self.plate_label, reason)
-        write_fits_atomic(self.output().path, fits.PrimaryHDU(result.image, header))
+        hdus = [fits.PrimaryHDU(result.image, header)]
+        if result.planes:
+            keys = list(result.planes)
+            planes = np.array([result.planes[k] for k in keys]).reshape(-1, 3)
+            hdus.append(fits.BinTableHDU.from_columns([
+                fits.Column("frame", "64A", array=keys),
+                fits.Column("c", "D", array=planes[:, 0]),
+                fits.Column("a", "D", array=planes[:, 1]),
+                fits.Column("b", "D", array=planes[:, 2]),
+            ], name="FRAMES", header=fits.Header([("COMMENT", "background planes subtracted: "
+                                                   "c + a u + b v, u = (x - x0)/size")])))
+        write_fits_atomic(self.output().path, fits.HDUList(hdus))
+
+
+def _mosaic_tasks(spec: MapSpec) -> dict:
+    return {(i, j): PlateMosaic(order=spec.order, i=i, j=j)
+            for i, j in plan.plates_at_order(spec, spec.order)}
+
+
+class PlateTable(HipsTask):
+    """``images.tbl`` of the plate mosaics (mImgtbl), in Montage's columns."""
+
+    def requires(self):
+        return _mosaic_tasks(self.spec)
+
+    def output(self):
+        return luigi.LocalTarget(str(self.layout.images_table))
+
+    def work(self) -> None:
+        from hipsluigi.background.tables import images_table, write_table
+
+        spec = self.spec
+        ids = plan.plate_ids(spec)
+        plates = sorted(ids, key=ids.__getitem__)
+        targets = self.input()
+        headers = [fits.getheader(targets[p].path) for p in plates]
+        paths = [os.path.relpath(targets[p].path, self.layout.base / "mosaics") for p in plates]
+        write_table(images_table(plates, headers, paths), self.output().path)
+
+
+class OverlapFit(PlateTask):
+    """The plane fitted to the difference of plate ``(i, j)`` (plus) and ``(mi, mj)``
+    (minus) over their overlap (mDiffFit)."""
+
+    mi = luigi.IntParameter()
+    mj = luigi.IntParameter()
+
+    def requires(self):
+        return {"plus": PlateMosaic(order=self.order, i=self.i, j=self.j),
+                "minus": PlateMosaic(order=self.order, i=self.mi, j=self.mj)}
+
+    def output(self):
+        return luigi.LocalTarget(str(self.layout.overlap_fit((self.i, self.j),
+                                                             (self.mi, self.mj), self.bin)))
+
+    def work(self) -> None:
+        from hipsluigi.background.overlap import fit_overlap
+
+        spec = self.spec
+        ids = plan.plate_ids(spec)
+        grid = spec.grid
+        ring = 4 * grid.shape(padded=True)[0] * 4 * grid.pad
+        stride = max(1, int(np.ceil(np.sqrt(ring / 2e6))))
+        with fits.open(self.input()["plus"].path, memmap=True) as plus, \
+                fits.open(self.input()["minus"].path, memmap=True) as minus:
+            fit = fit_overlap(grid, (self.i, self.j), (self.mi, self.mj), plus[0].data,
+                              minus[0].data, ids[(self.i, self.j)], ids[(self.mi, self.mj)],
+                              stride)
+        write_text_atomic(self.output().path, json.dumps(None if fit is None else fit.row()))
+
+
+class BackgroundModel(HipsTask):
+    """The global background solution (mBgModel): ``fitcombo.tbl`` and ``corrections.tbl``."""
+
+    def requires(self):
+        spec = self.spec
+        return {"images": PlateTable(),
+                "fits": [OverlapFit(order=spec.order, i=p[0], j=p[1], mi=m[0], mj=m[1])
+                         for p, m, _ in plan.overlap_pairs(spec)]}
+
+    def output(self):
+        return {"fits": luigi.LocalTarget(str(self.layout.fits_table)),
+                "corrections": luigi.LocalTarget(str(self.layout.corrections_table)),
+                "seams": luigi.LocalTarget(str(self.layout.seams))}
+
+    def work(self) -> None:
+        from hipsluigi.background.model import solve_background
+        from hipsluigi.background.overlap import OverlapFit as Fit
+        from hipsluigi.background.seams import edge_fields
+        from hipsluigi.background.tables import corrections_table, fits_table, write_table
+
+        spec = self.spec
+        records = []
+        for target in self.input()["fits"]:
+            with target.open("r") as f:
+                row = json.load(f)
+            if row is not None:
+                records.append(Fit(**row))
+        ids = plan.plate_ids(spec)
+        solution = solve_background(records, list(ids.values()), spec.grid.face_side,
+                                    slopes=spec.background_fit == "slopes")
+        for k in solution.rejected:
+            log.warning("background model: rejected overlap fit %s - %s as an outlier",
+                        records[k].plus, records[k].minus)
+        names = {v: plate_name(*p) for p, v in ids.items()}
+        crpix = (5 * spec.grid.face_side + 1) / 2
+        fields = edge_fields(records, solution.planes, crpix)
+        write_table(fits_table(records), self.output()["fits"].path)
+        write_table(corrections_table(solution.planes, names),
+                    self.output()["corrections"].path)
+        write_atomic(self.output()["seams"].path, lambda tmp: _save_npz(
+            tmp, {str(k): v for k, v in fields.items()}))
 
 
 class CorrectPlate(PlateTask):
     """The deepest-order plate: the mosaic, background-corrected, padding removed."""
 
     def requires(self):
-        return PlateMosaic(order=self.order, i=self.i, j=self.j)
+        reqs = {"mosaic": PlateMosaic(order=self.order, i=self.i, j=self.j)}
+        if self.spec.background == "global":
+            reqs["model"] = BackgroundModel()
+        return reqs
 
     def output(self):
         return luigi.LocalTarget(str(self.layout.plate(self.order, self.i, self.j, self.bin)))
 
     def work(self) -> None:
+        from hipsluigi.background.seams import coons_patch
+        from hipsluigi.background.tables import read_corrections
+
         spec = self.spec
-        if spec.background != "none":
-            raise NotImplementedError(
-                f"[hips] background = {spec.background} is not implemented yet; use none")
-        mosaic = read_plate(self.input())
-        plate = crop_padding(mosaic, spec.grid.pad)
-        header = spec.grid.plate_header(self.i, self.j, spec.frame, padded=False)
+        grid = spec.grid
+        plate = crop_padding(read_plate(self.input()["mosaic"]), grid.pad)
+        if spec.background == "global":
+            pid = plan.plate_ids(spec)[(self.i, self.j)]
+            a, b, c = read_corrections(self.input()["model"]["corrections"].path)[pid]
+            # mBackground: subtract a x + b y + c, x = p1 - CRPIX1 of the all-sky plane.
+            crpix = (5 * grid.face_side + 1) / 2
+            o1, o2 = grid.origin(self.i, self.j)
+            rows, cols = plate.shape
+            x = np.arange(cols) + o1 - crpix
+            y = np.arange(rows) + o2 - crpix
+            plate = (plate - (a * x[None, :] + b * y[:, None] + c)).astype(np.float32)
+            with np.load(self.input()["model"]["seams"].path) as seams:
+                if str(pid) in seams.files:
+                    plate -= coons_patch(seams[str(pid)], grid.plate_side)
+        header = grid.plate_header(self.i, self.j, spec.frame, padded=False)
         write_fits_atomic(self.output().path, fits.PrimaryHDU(plate, header))
 
 
@@ -402,6 +536,7 @@ class AllSkyPNGs(luigi.WrapperTask):
 
 
 __all__ = [
-    "AllSkyPNGs", "CorrectPlate", "HiPSMetadata", "Histogram", "PlateHistogram", "PlateList",
-    "PlateMosaic", "PlatePNGs", "PlateTiles", "Setup", "ShrinkPlate",
+    "AllSkyPNGs", "BackgroundModel", "CorrectPlate", "HiPSMetadata", "Histogram", "OverlapFit",
+    "PlateHistogram", "PlateList", "PlateMosaic", "PlatePNGs", "PlateTable", "PlateTiles",
+    "Setup", "ShrinkPlate",
 ]

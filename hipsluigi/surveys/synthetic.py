@@ -14,7 +14,10 @@ The survey observes it as ``frame_size``-pixel TAN frames (``frame_system``: ICR
 at the HiPS pixel scale of the map's deepest order, laid out in rings of constant latitude that
 overlap by ``overlap``. Each frame adds its own background plane ``c + a (x - x0) + b (y - y0)``
 (0-based frame pixels, ``x0 = y0 = (frame_size - 1)/2``) and Gaussian noise; both can be
-switched off (``backgrounds = 0``, ``noise = 0``). Everything is deterministic for a ``seed``.
+switched off (``backgrounds = 0``, ``noise = 0``). The offsets ``c`` have standard deviation
+``backgrounds``; the slopes ``a, b`` have ``tilt * backgrounds / frame_size``, so a frame tilts
+by ``tilt`` of the offset spread across its width (survey backgrounds are mostly offsets).
+Everything is deterministic for a ``seed``.
 
 :func:`truth` and :func:`injected_planes` describe the survey of the current Luigi configuration.
 """
@@ -171,7 +174,7 @@ class SyntheticSurvey:
             return 0.0, 0.0, 0.0
         rng = np.random.default_rng([self.syn.seed, 1, int(fid)])
         c = rng.normal(0.0, self.syn.backgrounds)
-        a, b = rng.normal(0.0, 0.5 * self.syn.backgrounds / self.syn.frame_size, 2)
+        a, b = rng.normal(0.0, self.syn.tilt * self.syn.backgrounds / self.syn.frame_size, 2)
         return float(c), float(a), float(b)
 
     def render(self, fid: int) -> np.ndarray:

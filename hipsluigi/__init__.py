@@ -5,6 +5,7 @@
 
 from hipsluigi.config import hips, synthetic
 from hipsluigi.pipeline.tasks import (
+    AllSkyFITS,
     AllSkyPNGs,
     BackgroundModel,
     CorrectPlate,
@@ -19,6 +20,7 @@ from hipsluigi.pipeline.tasks import (
     PlateTiles,
     Setup,
     ShrinkPlate,
+    SurveyIndex,
 )
 from hipsluigi.scheduling import use_for_local_runs
 from hipsluigi.slurm import slurm
@@ -28,7 +30,7 @@ use_for_local_runs()  # --local-scheduler runs of any size: see hipsluigi.schedu
 __version__ = "0.1.0"
 
 __all__ = [
-    "AllSkyPNGs", "BackgroundModel", "CorrectPlate", "HiPSMetadata", "Histogram", "OverlapFit",
-    "PlateHistogram", "PlateList", "PlateMosaic", "PlatePNGs", "PlateTable", "PlateTiles",
-    "Setup", "ShrinkPlate", "hips", "slurm", "synthetic",
+    "AllSkyFITS", "AllSkyPNGs", "BackgroundModel", "CorrectPlate", "HiPSMetadata", "Histogram",
+    "OverlapFit", "PlateHistogram", "PlateList", "PlateMosaic", "PlatePNGs", "PlateTable",
+    "PlateTiles", "Setup", "ShrinkPlate", "SurveyIndex", "hips", "slurm", "synthetic",
 ]

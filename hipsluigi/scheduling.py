@@ -10,9 +10,10 @@ web view and API and changes only the bookkeeping:
   Luigi ranks them (priority, then age); a task enters the heap when it becomes PENDING or when
   its last dependency becomes DONE (a reverse-dependency index), and is checked again when
   popped, so stale entries cost nothing but a pop;
-* ``count_pending`` (an upstream walk over the worker's pending tasks, which workers use only to
-  decide whether to stay alive and what to log) is cached per worker for ``pending_ttl``
-  seconds, or ten times what it took to compute, whichever is longer;
+* ``count_pending`` (which workers use only to decide whether to stay alive and what to log)
+  counts the worker's PENDING and FAILED tasks without Luigi's upstream walk (so tasks behind a
+  disabled task still count as pending), and is cached per worker for ``pending_ttl`` seconds
+  or ten times what it took, whichever is longer;
 * the local scheduler prunes every ``prune_seconds`` instead of on every ``get_work``.
 
 Assistant workers, batched task families and a paused scheduler use Luigi's own ``get_work``.
@@ -30,7 +31,7 @@ import itertools
 import time
 from collections import defaultdict
 
-from luigi.scheduler import DONE, PENDING, RUNNING, Scheduler, SimpleTaskState
+from luigi.scheduler import DONE, FAILED, PENDING, RUNNING, Scheduler, SimpleTaskState
 
 
 class IndexedTaskState(SimpleTaskState):
@@ -136,10 +137,30 @@ class IndexedScheduler(Scheduler):
         now = time.time()
         if cached is not None and now < cached[0]:
             return dict(cached[1])
-        reply = super().count_pending(worker)
+        reply = self._count_pending(worker)
         took = time.time() - now
         self._pending_cache[worker] = (now + max(self.pending_ttl, 10 * took), reply)
         return dict(reply)
+
+    def _count_pending(self, worker_id):
+        """Luigi's count, without its upstream walk (which leaves out tasks behind a disabled
+        one): 3.5 s for the order-9 graph, during which luigid answers nothing else."""
+        worker = self._state.get_worker(worker_id)
+        pending = unique = last = 0
+        for task in worker.get_tasks(self._state, PENDING, FAILED):
+            pending += 1
+            unique += int(len(task.workers) == 1)
+            last += int(task.workers.peek(last=True) == worker_id)
+        running = []
+        for task in worker.get_tasks(self._state, RUNNING):
+            other = self._state.get_worker(task.worker_running)
+            if other is not None:
+                info = {"task_id": task.id, "worker": str(other)}
+                info.update(other.info)
+                running.append(info)
+        return {"n_pending_tasks": pending, "n_unique_pending": unique,
+                "n_pending_last_scheduled": last, "worker_state": worker.state,
+                "running_tasks": running}
 
     def get_work(self, host=None, assistant=False, current_tasks=None, worker=None, **kwargs):
         if assistant or self._paused or self._state._task_batchers.get(worker):

@@ -68,6 +68,11 @@ class StorageLayout:
         return self.mosaics_dir(b) / f"{plate_name(i, j)}.fits"
 
     @property
+    def survey_index(self) -> Path:
+        """The input images of a ``fits`` survey, usable or not (IPAC table)."""
+        return self.base / "survey" / "index.tbl"
+
+    @property
     def images_table(self) -> Path:
         """``images.tbl`` of the plate mosaics (Montage's mImgtbl columns)."""
         return self.base / "mosaics" / "images.tbl"

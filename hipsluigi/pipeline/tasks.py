@@ -183,10 +183,35 @@ class PlateList(HipsTask):
         write_atomic(self.layout.platelist, lambda tmp: write_plate_list(table, tmp))
 
 
+class SurveyIndex(HipsTask):
+    """The images of a ``fits`` survey: usable ones with their footprint, the rest with why."""
+
+    def requires(self):
+        return Setup()
+
+    def output(self):
+        return luigi.LocalTarget(str(self.layout.survey_index))
+
+    def work(self) -> None:
+        from hipsluigi.background.tables import write_table
+        from hipsluigi.surveys.fits_folder import scan_folder
+
+        spec = self.spec
+        index = scan_folder(spec.survey_path, spec.frame)
+        for row in index[index["status"] != "ok"]:
+            log.warning("survey: skipping %s: %s", row["path"], row["reason"])
+        if not (index["status"] == "ok").any():
+            raise ValueError(f"[hips] survey_path {spec.survey_path!r}: no usable image among "
+                             f"{len(index)} files")
+        write_table(index, self.output().path)
+
+
 class PlateMosaic(PlateTask):
     """The padded plate mosaic of the survey's frames at the deepest order (mExec)."""
 
     def requires(self):
+        if self.spec.survey == "fits":
+            return [PlateList(), SurveyIndex()]
         return PlateList()
 
     def output(self):
@@ -521,6 +546,15 @@ class HiPSMetadata(HipsTask):
         write_text_atomic(self.output()["marker"].path, self._key())
 
 
+class AllSkyFITS(luigi.WrapperTask):
+    """Every FITS tile of every order (no PNG, no metadata): the data part of the map."""
+
+    map = MapName(description="map name; default [hips] name")
+
+    def requires(self):
+        return _all_plate_tasks(current_spec(), PlateTiles)
+
+
 class AllSkyPNGs(luigi.WrapperTask):
     """The whole map: every FITS and PNG tile of every order, and the HiPS metadata."""
 
@@ -536,7 +570,7 @@ class AllSkyPNGs(luigi.WrapperTask):
 
 
 __all__ = [
-    "AllSkyPNGs", "BackgroundModel", "CorrectPlate", "HiPSMetadata", "Histogram", "OverlapFit",
-    "PlateHistogram", "PlateList", "PlateMosaic", "PlatePNGs", "PlateTable", "PlateTiles",
-    "Setup", "ShrinkPlate",
+    "AllSkyFITS", "AllSkyPNGs", "BackgroundModel", "CorrectPlate", "HiPSMetadata", "Histogram",
+    "OverlapFit", "PlateHistogram", "PlateList", "PlateMosaic", "PlatePNGs", "PlateTable",
+    "PlateTiles", "Setup", "ShrinkPlate", "SurveyIndex",
 ]

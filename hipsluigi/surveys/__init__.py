@@ -12,4 +12,15 @@ def open_survey(spec: MapSpec) -> Survey:
         from hipsluigi.surveys.synthetic import survey_for
 
         return survey_for(spec)
-    raise ValueError(f"[hips] survey = {spec.survey} is not available yet; use synthetic")
+    if spec.survey == "fits":
+        from astropy.table import Table
+
+        from hipsluigi.surveys.fits_folder import FitsFolderSurvey
+
+        path = spec.layout.survey_index
+        if not path.exists():
+            raise ValueError(f"{path}: the survey index is missing (the SurveyIndex task "
+                             "writes it)")
+        return FitsFolderSurvey(Table.read(str(path), format="ascii.ipac"), spec.frame)
+    raise ValueError(f"[hips] survey = {spec.survey} is not available yet; use synthetic or "
+                     "fits")

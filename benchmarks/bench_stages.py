@@ -11,8 +11,9 @@ Stages (all by default):
   same plate and the same frames (frames preloaded, so neither pays for the synthetic survey).
 * ``shrink``: an 8192 x 8192 plate shrunk by 2 (read, shrink, write FITS) against Montage's
   ``mShrink`` (MontagePy from PyPI) on the same file.
-* ``tiles``: cutting a plate into FITS tiles (``PlateTiles``'s work) against the disk's write
-  bandwidth measured in the same run (the same bytes written as one file), both synced.
+* ``tiles``: cutting a plate into FITS tiles (``PlateTiles``'s work: ``write_plate_tiles``,
+  each tile written to a temporary name and renamed) against the disk's write bandwidth
+  measured in the same run (the same bytes written as one file), both synced.
 * ``png``: a plate's PNG tiles (stretch, flip, encode, write) against pillow's bare encode of the
   same 8-bit arrays.
 
@@ -73,7 +74,7 @@ def _allsky_car(path: Path, width: int) -> None:
     fits.writeto(path, data, wcs.to_header(), overwrite=True)
 
 
-def bench_pipeline(repeat: int, order: int = 3, width: int = 256) -> None:
+def bench_pipeline(repeat: int, order: int = 3, width: int = 512) -> None:
     from reproject import reproject_interp
     from reproject.hips import reproject_to_hips
 
@@ -175,8 +176,7 @@ def bench_shrink(repeat: int, side: int = 8192) -> None:
 
 def bench_tiles(repeat: int, side: int = 8192, width: int = 512) -> None:
     from hipsluigi.geometry.plates import PlateGrid
-    from hipsluigi.storage import write_fits_atomic
-    from hipsluigi.tiles.cut import plate_tiles, tile_hdu
+    from hipsluigi.tiles.cut import write_plate_tiles
 
     grid = PlateGrid(4, width, 5 * 2 ** (4 - int(np.log2(side // width))), 0)
     plate = np.random.default_rng(0).normal(size=grid.shape()).astype(np.float32)
@@ -187,11 +187,12 @@ def bench_tiles(repeat: int, side: int = 8192, width: int = 512) -> None:
             out = tmp / f"tiles{k}"
 
             def cut(out=out):
-                for npix, tile in plate_tiles(plate, grid, 2, 2):
-                    write_fits_atomic(out / f"Npix{npix}.fits", tile_hdu(tile, 4, npix,
-                                                                         "galactic"))
+                out.mkdir()
+                write_plate_tiles(plate, grid, 2, 2, "galactic",
+                                  lambda npix, out=out: out / f"Npix{npix}.fits")
                 os.sync()
 
+            os.sync()  # each timed section starts with nothing left to flush
             elapsed = timed(cut)
             nbytes = sum(p.stat().st_size for p in out.glob("*.fits"))
             cut_rates.append(nbytes / elapsed / 1e6)
@@ -203,6 +204,7 @@ def bench_tiles(repeat: int, side: int = 8192, width: int = 512) -> None:
                     f.write(blob)
                 os.sync()
 
+            os.sync()
             disk_rates.append(nbytes / timed(write_raw) / 1e6)
             shutil.rmtree(out)
             raw.unlink()
@@ -254,9 +256,13 @@ STAGES = {"pipeline": bench_pipeline, "mosaic": bench_mosaic, "shrink": bench_sh
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stages", nargs="*", choices=[*STAGES, []], default=list(STAGES))
+    parser.add_argument("stages", nargs="*", metavar="stage",
+                        help=f"any of {', '.join(STAGES)} (default: all)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    unknown = set(args.stages) - set(STAGES)
+    if unknown:
+        parser.error(f"unknown stage(s) {sorted(unknown)}; choose from {list(STAGES)}")
     print(f"machine: {os.cpu_count()} cores")
     for name in args.stages or STAGES:
         STAGES[name](args.repeat)

@@ -207,7 +207,10 @@ def _config_key() -> tuple:
 @lru_cache(maxsize=16)
 def _spec_for(h: hips, s: synthetic, cwd: str) -> MapSpec:
     nplate = h.nplate if h.nplate is not None else default_nplate(h.order)
-    pad = h.pad if h.pad is not None else default_pad(h.order, h.tile_width, nplate)
+    if h.pad is not None:
+        pad = h.pad
+    else:  # padding is there for the overlaps that background matching fits
+        pad = default_pad(h.order, h.tile_width, nplate) if h.background != "none" else 0
     return MapSpec(
         name=h.name, order=h.order, tile_width=h.tile_width, nplate=nplate, pad=pad,
         storage=_split_storage(h.storage, cwd), frame=h.frame, survey=h.survey,

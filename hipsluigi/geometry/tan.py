@@ -1,9 +1,11 @@
-"""Gnomonic (TAN) projection as matrix algebra, for plain TAN frames.
+"""Frame projections as array algebra, for the two commonest cases.
 
-Most survey frames are plain TAN (no SIP, no lookup tables). For them the pixel position of a
-unit vector ``v`` is a ratio of dot products, which numpy does far faster than a per-point
-WCSLIB call: ``(x, y) = (A0 . v, A1 . v) / (e_z . v) + CRPIX - 1``. :func:`tan_projection`
-returns None for any WCS it cannot represent exactly, and callers fall back to WCSLIB.
+Most survey frames are plain TAN (no SIP, no lookup tables), and all-sky images are often plain
+CAR. For them the pixel position of a unit vector is a few array operations, which numpy does
+far faster than WCSLIB through astropy: TAN is a ratio of dot products,
+``(x, y) = (A0 . v, A1 . v) / (e_z . v) + CRPIX - 1``; CAR (equator on CRVAL2 = 0) is linear in
+longitude and latitude. :func:`tan_projection` and :func:`car_projection` return None for any
+WCS they cannot represent exactly; callers then use WCSLIB. Tests hold both to WCSLIB.
 """
 
 from __future__ import annotations
@@ -72,3 +74,44 @@ def tan_projection(wcs: WCS) -> TanProjection | None:
     cd = w.get_pc() * w.get_cdelt()[:, None]
     pix = np.linalg.inv(cd) * np.degrees(1.0)
     return TanProjection(np.stack([east, north, centre]), pix, np.asarray(w.crpix) - 1.0)
+
+
+@dataclass(frozen=True)
+class CarProjection:
+    """A plain CAR WCS with CRVAL2 = 0 (native = celestial, turned by CRVAL1), acting on unit
+    vectors of its own celestial frame (``rotation`` brings other frames' vectors to it)."""
+
+    lon0: float         # CRVAL1, degrees
+    pix: np.ndarray     # (2, 2): pixel offset = pix @ (lon - lon0, lat) in degrees
+    crpix0: np.ndarray  # (2,)
+    rotation: np.ndarray | None = None
+
+    def rotated(self, rotation: np.ndarray) -> CarProjection:
+        identity = np.allclose(rotation, np.eye(3), atol=1e-15)
+        return CarProjection(self.lon0, self.pix, self.crpix0, None if identity else rotation)
+
+    def vectors_to_pixels(self, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """0-based ``(x, y)`` of unit vectors ``(..., 3)``."""
+        if self.rotation is not None:
+            vec = vec @ self.rotation.T
+        lon = np.degrees(np.arctan2(vec[..., 1], vec[..., 0])) - self.lon0
+        lon = (lon + 180.0) % 360.0 - 180.0
+        lat = np.degrees(np.arcsin(np.clip(vec[..., 2], -1.0, 1.0)))
+        x = self.pix[0, 0] * lon + self.pix[0, 1] * lat + self.crpix0[0]
+        y = self.pix[1, 0] * lon + self.pix[1, 1] * lat + self.crpix0[1]
+        return x, y
+
+
+def car_projection(wcs: WCS) -> CarProjection | None:
+    """The :class:`CarProjection` of a 2-D celestial plain-CAR WCS on the equator, or None."""
+    w = wcs.wcs
+    if (wcs.naxis != 2 or wcs.sip is not None or wcs.cpdis1 is not None
+            or wcs.cpdis2 is not None or wcs.det2im1 is not None or wcs.det2im2 is not None):
+        return None
+    if not (w.ctype[0].endswith("-CAR") and w.ctype[1].endswith("-CAR")) or w.lng != 0:
+        return None
+    w.set()
+    if w.crval[1] != 0.0 or abs(w.lonpole) > 1e-12 or w.get_pv():
+        return None
+    cd = w.get_pc() * w.get_cdelt()[:, None]
+    return CarProjection(float(w.crval[0]), np.linalg.inv(cd), np.asarray(w.crpix) - 1.0)

@@ -34,7 +34,12 @@ from hipsluigi.geometry.sky import (
     plate_pixel_vectors,
     plate_plane_pixels,
 )
-from hipsluigi.geometry.tan import TanProjection, tan_projection
+from hipsluigi.geometry.tan import (
+    CarProjection,
+    TanProjection,
+    car_projection,
+    tan_projection,
+)
 from hipsluigi.surveys.base import BadFrameError, Frame
 
 log = logging.getLogger("hipsluigi.mosaic")
@@ -114,8 +119,8 @@ class _FrameCache:
             self.data[frame.key] = data
             self.nbytes += data.nbytes
             if frame.key not in self.projections:
-                tan = tan_projection(frame.wcs)
-                self.projections[frame.key] = (tan.rotated(rot) if tan is not None
+                fast = tan_projection(frame.wcs) or car_projection(frame.wcs)
+                self.projections[frame.key] = (fast.rotated(rot) if fast is not None
                                                else partial(_wcs_pixels, frame.wcs, rot))
                 self.used.append(frame.key)
         return self.data[frame.key]
@@ -146,10 +151,10 @@ def _wcs_pixels(wcs: WCS, rotation: np.ndarray, vec: np.ndarray) -> tuple[np.nda
 def frame_pixels(projection, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """0-based pixel positions ``(x, y)`` of map-frame unit vectors ``(..., 3)`` in a frame.
 
-    ``projection`` is a :class:`TanProjection` already rotated to the map frame, or a callable
-    wrapping the frame's WCS (any projection, distortions included).
+    ``projection`` is a :class:`TanProjection` or :class:`CarProjection` already rotated to the
+    map frame, or a callable wrapping the frame's WCS (any projection, distortions included).
     """
-    if isinstance(projection, TanProjection):
+    if isinstance(projection, TanProjection | CarProjection):
         return projection.vectors_to_pixels(vec)
     return projection(vec)
 
@@ -164,7 +169,7 @@ def _blocks(shape: tuple[int, int], block: int):
 
 def mosaic_plate(
     grid: PlateGrid, i: int, j: int, frames: Sequence[Frame], map_frame: str,
-    method: str = "interp", block: int = 128, match_frames: bool = False,
+    method: str = "interp", block: int = 256, match_frames: bool = False,
     match_stride: int = 4,
 ) -> MosaicResult:
     """Mosaic of ``frames`` on padded plate ``(i, j)`` of ``grid`` (map frame ``map_frame``).

@@ -33,7 +33,7 @@ from hipsluigi.storage import (
     write_text_atomic,
 )
 from hipsluigi.surveys import open_survey
-from hipsluigi.tiles.cut import plate_tiles, tile_hdu
+from hipsluigi.tiles.cut import plate_tiles, write_plate_tiles
 
 log = logging.getLogger("luigi-interface")
 
@@ -430,11 +430,9 @@ class PlateTiles(PlateTask):
     def work(self) -> None:
         spec = self.spec
         plate = read_plate(self.input())
-        written = []
-        for npix, tile in plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j):
-            write_fits_atomic(self.layout.tile(self.order, npix, "fits"),
-                              tile_hdu(tile, self.order, npix, spec.frame))
-            written.append(npix)
+        written = write_plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j,
+                                    spec.frame, lambda npix: self.layout.tile(self.order, npix,
+                                                                              "fits"))
         manifest = {"order": self.order, "plate": plate_name(self.i, self.j), "tiles": written}
         write_text_atomic(self.output().path, json.dumps(manifest))
 

@@ -16,17 +16,22 @@ def shrink2(plate: np.ndarray) -> np.ndarray:
     """NaN-ignoring mean of aligned 2 x 2 blocks; NaN only where all four are NaN.
 
     ``plate`` has even dimensions ``(rows, cols)``; returns float32 ``(rows/2, cols/2)``.
-    Sums are taken in float64.
+    Works on the four strided quarter views in float32 (a sum of four values loses nothing that
+    matters; float64 temporaries made this 6x slower), in native byte order.
     """
     rows, cols = plate.shape
     if rows % 2 or cols % 2:
         raise ValueError(f"cannot shrink a plate of odd shape {plate.shape}")
-    blocks = np.asarray(plate, dtype=np.float64).reshape(rows // 2, 2, cols // 2, 2)
-    finite = np.isfinite(blocks)
-    total = np.where(finite, blocks, 0.0).sum(axis=(1, 3))
-    count = finite.sum(axis=(1, 3))
+    plate = np.asarray(plate, dtype=np.float32)  # also converts big-endian FITS data
+    quarters = (plate[0::2, 0::2], plate[0::2, 1::2], plate[1::2, 0::2], plate[1::2, 1::2])
+    total = np.zeros(quarters[0].shape, dtype=np.float32)
+    count = np.zeros(quarters[0].shape, dtype=np.float32)
+    for quarter in quarters:
+        finite = np.isfinite(quarter)
+        total += np.where(finite, quarter, np.float32(0.0))
+        count += finite
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan).astype(np.float32)
+        return total / count  # 0/0 is NaN: all four children blank
 
 
 def assemble_quad(children: Mapping[tuple[int, int], np.ndarray | None], side: int) -> np.ndarray:

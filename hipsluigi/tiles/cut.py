@@ -7,12 +7,15 @@ tiles are transposed) and no all-NaN tile is written (Montage writes them).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from astropy.io import fits
 
-from hipsluigi.geometry.hpx import tile_header
+from hipsluigi.geometry.hpx import tile_header, tile_plane_position
 from hipsluigi.geometry.plates import PlateGrid
 
 
@@ -42,3 +45,99 @@ def tile_hdu(tile: np.ndarray, order: int, npix: int, frame: str) -> fits.Primar
         header["DATAMIN"] = float(finite.min())
         header["DATAMAX"] = float(finite.max())
     return fits.PrimaryHDU(np.ascontiguousarray(tile, dtype=np.float32), header=header)
+
+
+class TileWriter:
+    """FITS tile bytes for one order, fast: the header is formatted once by astropy and only
+    the cards that differ between tiles (CRPIX1/2, NPIX, DATAMIN/DATAMAX) are replaced.
+
+    ``tile_bytes(npix, tile)`` is equivalent to ``tile_hdu(tile, order, npix, frame)`` written
+    out (a test holds them equal), at a fraction of the cost per tile.
+    """
+
+    _VARYING = ("CRPIX1", "CRPIX2", "NPIX", "DATAMIN", "DATAMAX")
+
+    def __init__(self, order: int, tile_width: int, frame: str):
+        self.order, self.width = order, tile_width
+        template = tile_hdu(np.zeros((tile_width, tile_width), np.float32), order, 0, frame)
+        template.header["DATAMIN"] = 0.0
+        template.header["DATAMAX"] = 0.0
+        text = template.header.tostring()  # padded to a multiple of 2880
+        self.header = bytearray(text.encode("ascii"))
+        cards = [text[k:k + 80] for k in range(0, len(text), 80)]
+        self.slots = {}
+        for key in self._VARYING:
+            slot = next(k for k, card in enumerate(cards) if card[:8].rstrip() == key)
+            self.slots[key] = (slot * 80, template.header.comments[key])
+        nbytes = tile_width * tile_width * 4
+        self.padding = b"\0" * (-nbytes % 2880)
+        # One big-endian buffer reused for every tile: a fresh 1 MB array costs more in page
+        # faults than the copy and the byte swap together.
+        self.buffer = np.empty((tile_width, tile_width), dtype=">f4")
+
+    def _parts(self, npix: int, tile: np.ndarray) -> tuple[bytes, np.ndarray]:
+        tc, tr = tile_plane_position(self.order, np.array(npix))
+        crpix = (5 * (self.width << self.order) + 1) / 2
+        values = {"CRPIX1": crpix - int(tc) * self.width, "CRPIX2": crpix - int(tr) * self.width,
+                  "NPIX": int(npix),
+                  "DATAMIN": float(np.fmin.reduce(tile, axis=None)),  # NaN-ignoring, no copy
+                  "DATAMAX": float(np.fmax.reduce(tile, axis=None))}
+        header = bytearray(self.header)
+        for key, (offset, comment) in self.slots.items():
+            header[offset:offset + 80] = _card(key, values[key], comment)
+        np.copyto(self.buffer, tile)
+        return bytes(header), self.buffer
+
+    def tile_bytes(self, npix: int, tile: np.ndarray) -> bytes:
+        header, data = self._parts(npix, tile)
+        return header + data.tobytes() + self.padding
+
+    def write(self, path, npix: int, tile: np.ndarray) -> None:
+        """Write tile ``npix`` to ``path`` atomically, in one system call."""
+        from hipsluigi.storage import write_atomic
+
+        header, data = self._parts(npix, tile)
+
+        def write(tmp):
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.writev(fd, [header, memoryview(data).cast("B"), self.padding])
+            finally:
+                os.close(fd)
+
+        write_atomic(path, write)
+
+
+def _card(key: str, value, comment: str) -> bytes:
+    """An 80-byte FITS card for a finite number (astropy's Card does the same, 20x slower)."""
+    if isinstance(value, float):
+        text = repr(value).upper()
+        if "." not in text and "E" not in text:
+            text += ".0"
+    else:
+        text = str(int(value))
+    if len(text) > 20:  # astropy knows how to shorten it
+        return fits.Card(key, value, comment).image.encode("ascii")
+    card = f"{key:<8}= {text:>20}" + (f" / {comment}" if comment else "")
+    return card[:80].ljust(80).encode("ascii")
+
+
+def write_plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int, frame: str,
+                      path_of: Callable[[int], object], threads: int = 2) -> list[int]:
+    """Write every non-empty FITS tile of plate ``(i, j)`` to ``path_of(npix)``; returns the
+    tiles written. Files are written from ``threads`` threads (the copies and the writes release
+    the GIL), each with its own :class:`TileWriter`."""
+    local = threading.local()
+
+    def write(item):
+        npix, tile = item
+        if not hasattr(local, "writer"):
+            local.writer = TileWriter(grid.order, grid.tile_width, frame)
+        local.writer.write(path_of(npix), npix, tile)
+        return npix
+
+    items = plate_tiles(plate, grid, i, j)
+    if threads <= 1:
+        return [write(item) for item in items]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(write, items))

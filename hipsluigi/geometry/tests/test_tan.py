@@ -47,3 +47,25 @@ def test_points_behind_the_tangent_plane_have_no_pixel():
     tan = tan_projection(_tan([0.0, 0.0], [[-0.01, 0.0], [0.0, 0.01]]))
     x, y = tan.vectors_to_pixels(lonlat_to_vec(np.array([180.0, 0.0]), np.array([0.0, 0.0])))
     assert np.isnan(x[0]) and np.isfinite(x[1])
+
+
+@pytest.mark.parametrize("crval1,cd", [(0.0, [[-0.25, 0.0], [0.0, 0.25]]),
+                                       (120.0, [[0.1, 0.0], [0.0, 0.1]])])
+def test_car_projection_agrees_with_wcslib(crval1, cd):
+    from hipsluigi.geometry.tan import car_projection
+
+    w = _tan([crval1, 0.0], cd, ("GLON-CAR", "GLAT-CAR"))
+    car = car_projection(w)
+    assert car is not None
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(0, 300, (2, 3000))
+    lon, lat = w.wcs_pix2world(x, y, 0)
+    ok = np.isfinite(lon) & (np.abs(lat) < 89.9)
+    px, py = car.vectors_to_pixels(lonlat_to_vec(lon[ok], lat[ok]))
+    assert np.abs(px - x[ok]).max() < 1e-8 and np.abs(py - y[ok]).max() < 1e-8
+
+
+def test_car_projection_declines_oblique_cylinders():
+    from hipsluigi.geometry.tan import car_projection
+
+    assert car_projection(_tan([0.0, 30.0], [[-1, 0], [0, 1]], ("RA---CAR", "DEC--CAR"))) is None

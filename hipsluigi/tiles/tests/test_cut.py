@@ -1,0 +1,39 @@
+"""Cutting tiles and writing them."""
+
+import io
+
+import numpy as np
+from astropy.io import fits
+
+from hipsluigi.tiles.cut import TileWriter, tile_hdu
+
+
+def test_fast_tile_bytes_equal_astropy_tile_written_out():
+    rng = np.random.default_rng(0)
+    writer = TileWriter(3, 64, "galactic")
+    for npix in (0, 7, 300, 767):
+        tile = rng.normal(size=(64, 64)).astype(np.float32)
+        tile[:5, :5] = np.nan
+        buffer = io.BytesIO()
+        tile_hdu(tile, 3, npix, "galactic").writeto(buffer)
+        fast = writer.tile_bytes(npix, tile)
+        with fits.open(io.BytesIO(fast)) as ours, fits.open(io.BytesIO(buffer.getvalue())) as ref:
+            assert ours[0].header == ref[0].header
+            assert np.array_equal(ours[0].data, ref[0].data, equal_nan=True)
+        assert len(fast) % 2880 == 0
+
+
+def test_tile_writer_writes_the_same_file(tmp_path):
+    tile = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    tile[3, 4] = np.nan
+    writer = TileWriter(2, 64, "equatorial")
+    writer.write(tmp_path / "Npix100.fits", 100, tile)
+    assert (tmp_path / "Npix100.fits").read_bytes() == writer.tile_bytes(100, tile)
+    assert [p.name for p in tmp_path.iterdir()] == ["Npix100.fits"]
+
+
+def test_header_cards_match_astropy_for_awkward_values():
+    from hipsluigi.tiles.cut import _card
+
+    for value in (0.0, -1.5, 1e-05, 123456789.0, 1e16, -1.2345678901234567e-300, 7, -3):
+        assert _card("DATAMIN", value, "c") == fits.Card("DATAMIN", value, "c").image.encode()

@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
         cls = Register.get_task_cls(family)
         task = cls.from_str_params(params)
         print(f"hipsluigi job: {task.task_id}", flush=True)
-        task.work()
+        task.work_one_thread()
         if not task.complete():
             raise RuntimeError(f"{task.task_id}: work() ended but the outputs are missing")
     except Exception:

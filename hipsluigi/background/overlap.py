@@ -75,6 +75,13 @@ class OverlapFit:
         return row
 
 
+def ring_stride(grid: PlateGrid, samples: float = 2e6) -> int:
+    """Sampling step that keeps a plate's overlap ring (two paddings wide) near ``samples``
+    pixels: all of them for small plates, every 6th pixel a side at order 9."""
+    ring = 4 * grid.shape(padded=True)[0] * 4 * grid.pad
+    return max(1, int(np.ceil(np.sqrt(ring / samples))))
+
+
 def _ring(grid: PlateGrid, width: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """Array indices ``(rows, cols)`` of the padded plate's pixels within ``width`` of its
     border, every ``stride`` pixels."""

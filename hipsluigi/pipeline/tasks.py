@@ -1,7 +1,8 @@
 """The Luigi task graph (DESIGN section 1).
 
-One task per plate (mosaic, correction), per (plate, order) (shrink, tiles, PNGs, histogram)
-and per map (setup, plate list, histogram merge, metadata). Task classes are thin: parameters,
+One task per plate (mosaic, correction), per overlap pair (difference fit), per (plate, order)
+(shrink, tiles, PNGs, histogram) and per map (setup, survey index, plate list, plate table,
+background model, histogram merge, metadata). Task classes are thin: parameters,
 ``requires``, ``output`` paths from the storage layout, and one call into the pure code. The
 map itself is described by the ``[hips]``/``[synthetic]`` configuration (:func:`current_spec`).
 """
@@ -16,6 +17,7 @@ import os
 import luigi
 import numpy as np
 from astropy.io import fits
+from threadpoolctl import threadpool_limits
 
 from hipsluigi.config import MapSpec, current_spec
 from hipsluigi.geometry.platelist import plate_list, plate_name, write_plate_list
@@ -91,6 +93,17 @@ class HipsTask(luigi.Task):
 
             run_on_slurm(self, self.layout.scripts)
         else:
+            self.work_one_thread()
+
+    def work_one_thread(self) -> None:
+        """:meth:`work` with BLAS held to one thread.
+
+        Our only matrix products are ``(N, 3) @ (3, 3)`` rotations, which BLAS threads do not
+        speed up; but each Luigi worker process (or SLURM job) starting a pool of one BLAS
+        thread per core oversubscribes the cores, and spinning pools made the default map
+        three times slower on two cores.
+        """
+        with threadpool_limits(limits=1, user_api="blas"):
             self.work()
 
     def dry_run(self) -> None:
@@ -288,13 +301,12 @@ class OverlapFit(PlateTask):
                                                              (self.mi, self.mj), self.bin)))
 
     def work(self) -> None:
-        from hipsluigi.background.overlap import fit_overlap
+        from hipsluigi.background.overlap import fit_overlap, ring_stride
 
         spec = self.spec
         ids = plan.plate_ids(spec)
         grid = spec.grid
-        ring = 4 * grid.shape(padded=True)[0] * 4 * grid.pad
-        stride = max(1, int(np.ceil(np.sqrt(ring / 2e6))))
+        stride = ring_stride(grid)
         with fits.open(self.input()["plus"].path, memmap=True) as plus, \
                 fits.open(self.input()["minus"].path, memmap=True) as minus:
             fit = fit_overlap(grid, (self.i, self.j), (self.mi, self.mj), plus[0].data,

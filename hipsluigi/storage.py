@@ -18,7 +18,9 @@ For map NAME on units ``u0, u1, ...`` (``u0`` is the base)::
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +174,43 @@ def write_text_atomic(path: Path, text: str) -> None:
 def write_fits_atomic(path: Path, hdu) -> None:
     """Write an HDU or HDUList atomically."""
     write_atomic(path, lambda tmp: hdu.writeto(tmp, output_verify="exception"))
+
+
+def link_or_copy_atomic(source: Path, path: Path) -> None:
+    """Make ``path`` a hard link to ``source`` (a copy where links are impossible), atomically.
+
+    Outputs are replaced by rename, never rewritten in place, so the link keeps ``source``'s
+    content even if ``source`` is rebuilt later, exactly as a copy would.
+    """
+    def link(tmp: Path) -> None:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+
+    write_atomic(path, link)
+
+
+def check_fits_image(path: Path, shape: tuple[int, int]) -> None:
+    """Raise ``OSError`` naming ``path`` unless it is a whole FITS image of array ``shape``
+    (header and data present; the pixels are not read)."""
+    from astropy.io import fits
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    # A truncated file gets the error below, not astropy's warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        try:
+            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+                found = hdul[0].shape
+                info = hdul.fileinfo(0)
+        except (OSError, ValueError, IndexError) as err:
+            raise OSError(f"{path}: not a readable FITS image ({err})") from err
+    if found != tuple(shape):
+        raise OSError(f"{path}: image shape {found}, expected {tuple(shape)}")
+    size = os.path.getsize(path)
+    if size < info["datLoc"] + info["datSpan"]:
+        raise OSError(f"{path}: truncated, {size} bytes of {info['datLoc'] + info['datSpan']}")
 
 
 def read_fits_image(path: Path):

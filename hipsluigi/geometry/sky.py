@@ -5,7 +5,7 @@ from __future__ import annotations
 import healpy as hp
 import numpy as np
 
-from hipsluigi.geometry.hpx import plane_to_nested, unfold_across_cuts
+from hipsluigi.geometry.hpx import FACE_GRID, plane_to_nested, unfold_across_cuts
 from hipsluigi.geometry.plates import PlateGrid
 
 
@@ -16,10 +16,58 @@ def plane_pixel_vectors(p1: np.ndarray, p2: np.ndarray, nside: int) -> np.ndarra
     including beyond the +/-180 degree wrap, where WCSLIB refuses by default.
     """
     nest = plane_to_nested(p1, p2, nside)
-    out = np.full(nest.shape + (3,), np.nan)
     ok = nest >= 0
+    if ok.all():  # most blocks: no gather, no scatter
+        out = np.empty(nest.shape + (3,))
+        for axis, component in enumerate(hp.pix2vec(nside, nest, nest=True)):
+            out[..., axis] = component
+        return out
+    out = np.full(nest.shape + (3,), np.nan)
     if ok.any():
         out[ok] = np.stack(hp.pix2vec(nside, nest[ok], nest=True), axis=-1)
+    return out
+
+
+#: HEALPix ring index of each base pixel's southern corner and longitude index of its centre
+#: (``jrll``, ``jpll`` of the HEALPix C++ library), per face 0..11.
+_JRLL = (2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4)
+_JPLL = (1, 3, 5, 7, 0, 2, 4, 6, 1, 3, 5, 7)
+
+
+def equatorial_block_vectors(face: int, u: np.ndarray, v: np.ndarray, nside: int
+                             ) -> np.ndarray | None:
+    """Unit vectors of face pixels at in-face plane offsets ``u`` (columns) by ``v`` (rows),
+    shape ``(len(v), len(u), 3)``; None unless every pixel is in the equatorial belt.
+
+    The same centres as healpy's ``pix2vec`` (with ``ix = N - 1 - v``, ``iy = u``): in the belt
+    (|z| <= 2/3) z depends only on ``ix + iy`` and the longitude is linear in ``u`` and ``v``,
+    so the block costs a few products per pixel instead of a trigonometric pair.
+    """
+    n = nside
+    u = np.asarray(u, dtype=np.int64)
+    v = np.asarray(v, dtype=np.int64)
+    jr_lo = _JRLL[face] * n - (n - 1 - v.min() + u.max()) - 1
+    jr_hi = _JRLL[face] * n - (n - 1 - v.max() + u.min()) - 1
+    if jr_lo < n or jr_hi > 3 * n:
+        return None
+    # Ring jr = jrll N - (ix + iy) - 1 has z = (2N - jr) 2 / (3N); index it by u - v.
+    diag = np.arange(u.min() - v.max(), u.max() - v.min() + 1)
+    jr = _JRLL[face] * n - (n - 1 + diag) - 1
+    z = (2 * n - jr) * (2.0 / (3 * n))
+    sin_theta = np.sqrt((1.0 - z) * (1.0 + z))
+    k = u[None, :] - v[:, None] - diag[0]
+    # phi = pi/4 (jpll + (ix - iy) / N) = a(u) - b(v)
+    step = np.pi / (4 * n)
+    a = np.pi / 4 * _JPLL[face] + step * (n - 1) - step * u
+    b = step * v
+    cos_a, sin_a, cos_b, sin_b = np.cos(a), np.sin(a), np.cos(b), np.sin(b)
+    out = np.empty((len(v), len(u), 3))
+    st = sin_theta[k]
+    np.multiply(cos_b[:, None] * cos_a[None, :] + sin_b[:, None] * sin_a[None, :], st,
+                out=out[..., 0])
+    np.multiply(cos_b[:, None] * sin_a[None, :] - sin_b[:, None] * cos_a[None, :], st,
+                out=out[..., 1])
+    out[..., 2] = z[k]
     return out
 
 
@@ -40,8 +88,16 @@ def plate_pixel_vectors(grid: PlateGrid, i: int, j: int, rows: slice, cols: slic
     p1_0, p2_0 = grid.origin(i, j, padded)
     p2 = np.arange(rows.start, rows.stop) + p2_0
     p1 = np.arange(cols.start, cols.stop) + p1_0
+    n = grid.face_side
+    ci, cj = grid.cell(i, j)
+    # Within the plate's own cell nothing is unfolded, and most of the sky is equatorial.
+    if (ci * n <= p1[0] and p1[-1] < (ci + 1) * n and cj * n <= p2[0] and p2[-1] < (cj + 1) * n
+            and FACE_GRID[cj, ci] >= 0):
+        vec = equatorial_block_vectors(int(FACE_GRID[cj, ci]), p1 - ci * n, p2 - cj * n, n)
+        if vec is not None:
+            return vec
     u1, u2 = plate_plane_pixels(grid, i, j, *np.broadcast_arrays(p1[None, :], p2[:, None]))
-    return plane_pixel_vectors(u1, u2, grid.face_side)
+    return plane_pixel_vectors(u1, u2, n)
 
 
 def cap_of_vectors(vec: np.ndarray) -> tuple[np.ndarray, float]:

@@ -71,16 +71,21 @@ def bilinear_sample(data: np.ndarray, x: np.ndarray, y: np.ndarray
     """
     ny, nx = data.shape
     inside = (x >= -0.5) & (x <= nx - 0.5) & (y >= -0.5) & (y <= ny - 0.5)
-    xs = np.clip(x[inside], 0.0, nx - 1)
-    ys = np.clip(y[inside], 0.0, ny - 1)
-    x0 = np.minimum(xs.astype(np.int64), max(nx - 2, 0))
-    y0 = np.minimum(ys.astype(np.int64), max(ny - 2, 0))
+    if not inside.all():  # most blocks lie wholly inside a frame: skip the gathers there
+        x, y = x[inside], y[inside]
+    xs = np.clip(x, 0.0, nx - 1)
+    ys = np.clip(y, 0.0, ny - 1)
+    x0 = np.minimum(xs.astype(np.intp), max(nx - 2, 0))
+    y0 = np.minimum(ys.astype(np.intp), max(ny - 2, 0))
     fx = xs - x0
     fy = ys - y0
-    x1 = np.minimum(x0 + 1, nx - 1)
-    y1 = np.minimum(y0 + 1, ny - 1)
-    values = ((data[y0, x0] * (1 - fx) + data[y0, x1] * fx) * (1 - fy)
-              + (data[y1, x0] * (1 - fx) + data[y1, x1] * fx) * fy)
+    # Frames are at least 2 x 2 (checked on load), so x0 + 1 and y0 + 1 stay inside.
+    flat = data.ravel()
+    i00 = y0 * nx + x0
+    top = flat[i00] * (1 - fx) + flat[i00 + 1] * fx
+    i00 += nx
+    bottom = flat[i00] * (1 - fx) + flat[i00 + 1] * fx
+    values = top * (1 - fy) + bottom * fy
     return inside, values
 
 
@@ -183,8 +188,15 @@ def mosaic_plate(
     if method not in METHODS:
         raise ValueError(f"[hips] reproject must be one of {METHODS}, got {method!r}")
     shape = grid.shape(padded=True)
-    total = np.zeros(shape)
+    # The interp engine completes a block before the next, so it sums in block-sized buffers
+    # and writes each block's mean straight into the image: plate-sized float64 temporaries
+    # cost more in page faults than the arithmetic on them.
+    image = np.full(shape, np.nan, dtype=np.float32)
     count = np.zeros(shape, dtype=np.int32)
+    if method == "interp":
+        total_buf, count_buf = np.empty(block * block), np.empty(block * block, np.int32)
+    else:
+        total = np.zeros(shape)
     cache = _FrameCache(map_frame)
     frames = list(frames)
     centres = np.array([f.centre for f in frames]).reshape(-1, 3)
@@ -203,14 +215,22 @@ def mosaic_plate(
             if vec is None:
                 continue
             on_sky = np.isfinite(vec[..., 0])
+            all_sky = on_sky.all()
+            sky_vec = vec.reshape(-1, 3) if all_sky else vec[on_sky]
+            if method == "interp":
+                # Contiguous views (also for short edge blocks), so ravel() never copies.
+                b_total = total_buf[:on_sky.size].reshape(on_sky.shape)
+                b_count = count_buf[:on_sky.size].reshape(on_sky.shape)
+                b_total.fill(0.0)
+                b_count.fill(0)
             for k in near:
                 data = cache.get(frames[k])
                 if data is None:
                     continue
-                x, y = frame_pixels(cache.projections[frames[k].key], vec[on_sky])
+                x, y = frame_pixels(cache.projections[frames[k].key], sky_vec)
                 if method == "interp":
                     inside, values = bilinear_sample(data, x, y)
-                    _accumulate(total, count, rows, cols, on_sky, inside, values)
+                    _accumulate(b_total, b_count, on_sky, all_sky, inside, values)
                 else:
                     ny, nx = data.shape
                     if np.any((x >= -0.5) & (x <= nx - 0.5) & (y >= -0.5) & (y <= ny - 0.5)):
@@ -218,6 +238,9 @@ def mosaic_plate(
                                                        cols.stop])
                         fp[:] = [min(fp[0], rows.start), max(fp[1], rows.stop),
                                  min(fp[2], cols.start), max(fp[3], cols.stop)]
+            if method == "interp":
+                count[rows, cols] = b_count
+                np.divide(b_total, b_count, out=image[rows, cols], where=b_count > 0)
         if method == "interp":
             for k in np.flatnonzero(last_band == band):
                 cache.release(frames[k].key)
@@ -229,9 +252,7 @@ def mosaic_plate(
                 _reproject_frame(grid, i, j, frames[k], data, method, map_frame, total, count,
                                  slice(r0, r1), slice(c0, c1))
                 cache.release(frames[k].key)
-
-    with np.errstate(invalid="ignore", divide="ignore"):
-        image = np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+        np.divide(total, count, out=image, where=count > 0)
     return MosaicResult(image, count, cache.used, cache.skipped, planes)
 
 
@@ -285,18 +306,22 @@ def _match_frames(grid, i, j, frames, centres, radii, bands, cache, stride):
     return solver.solve()
 
 
-def _accumulate(total, count, rows, cols, on_sky, inside, values) -> None:
+def _accumulate(total, count, on_sky, all_sky, inside, values) -> None:
+    """Add a frame's ``values`` (at the ``inside`` ones of the block's ``on_sky`` pixels) to a
+    block's ``total`` and ``count``."""
     good = np.isfinite(values)
+    if all_sky and len(values) == total.size and good.all():
+        total += values.reshape(total.shape)
+        count += 1
+        return
     if not good.any():
         return
-    mask = np.zeros(on_sky.shape, dtype=bool)
-    sky_idx = np.flatnonzero(on_sky)[inside][good]
-    mask.flat[sky_idx] = True
-    block_total = total[rows, cols]
-    block_count = count[rows, cols]
-    # Boolean indexing visits pixels in row-major order, the order of sky_idx.
-    block_total[mask] += values[good]
-    block_count[mask] += 1
+    idx = np.flatnonzero(on_sky.ravel())
+    if not inside.all():
+        idx = idx[inside]
+    idx = idx[good]
+    total.ravel()[idx] += values[good]  # block buffers are contiguous: ravel() is a view
+    count.ravel()[idx] += 1
 
 
 def _last_band_of_frames(grid, i, j, bands, centres, radii) -> np.ndarray:

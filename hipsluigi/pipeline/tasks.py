@@ -28,6 +28,8 @@ from hipsluigi.pipeline import plan
 from hipsluigi.pipeline.worktree import check_work_tree, prepare_work_tree
 from hipsluigi.pyramid.shrink import assemble_quad, crop_padding, shrink2
 from hipsluigi.storage import (
+    check_fits_image,
+    link_or_copy_atomic,
     read_fits_image,
     write_atomic,
     write_bytes_atomic,
@@ -376,6 +378,11 @@ class CorrectPlate(PlateTask):
 
         spec = self.spec
         grid = spec.grid
+        if spec.background != "global" and grid.pad == 0:
+            # Nothing to subtract or crop: the mosaic is the plate, and a link saves a copy.
+            check_fits_image(self.input()["mosaic"].path, grid.shape())
+            link_or_copy_atomic(self.input()["mosaic"].path, self.output().path)
+            return
         plate = crop_padding(read_plate(self.input()["mosaic"]), grid.pad)
         if spec.background == "global":
             pid = plan.plate_ids(spec)[(self.i, self.j)]

@@ -213,9 +213,10 @@ def check_fits_image(path: Path, shape: tuple[int, int]) -> None:
         raise OSError(f"{path}: truncated, {size} bytes of {info['datLoc'] + info['datSpan']}")
 
 
-def read_fits_image(path: Path):
-    """``(data, header)`` of a FITS image's primary HDU, read fully (no memmap)."""
+def read_fits_image(path: Path, memmap: bool = False):
+    """``(data, header)`` of a FITS image's primary HDU: read fully, or with ``memmap`` a
+    read-only big-endian view of the file (pages read as touched, no copy, no byte swap)."""
     from astropy.io import fits
 
-    with fits.open(path, memmap=False) as hdul:
+    with fits.open(path, memmap=memmap, mode="readonly") as hdul:
         return hdul[0].data, hdul[0].header

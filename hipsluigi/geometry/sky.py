@@ -34,39 +34,44 @@ _JRLL = (2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4)
 _JPLL = (1, 3, 5, 7, 0, 2, 4, 6, 1, 3, 5, 7)
 
 
-def equatorial_block_vectors(face: int, u: np.ndarray, v: np.ndarray, nside: int
-                             ) -> np.ndarray | None:
-    """Unit vectors of face pixels at in-face plane offsets ``u`` (columns) by ``v`` (rows),
-    shape ``(len(v), len(u), 3)``; None unless every pixel is in the equatorial belt.
+def face_block_vectors(face: int, u: np.ndarray, v: np.ndarray, nside: int) -> np.ndarray:
+    """Unit vectors of the pixel centres of a block of face ``face`` at in-face plane offsets
+    ``u`` (columns, 1-D) and ``v`` (rows, 1-D); shape ``(len(v), len(u), 3)``.
 
-    The same centres as healpy's ``pix2vec`` (with ``ix = N - 1 - v``, ``iy = u``): in the belt
-    (|z| <= 2/3) z depends only on ``ix + iy`` and the longitude is linear in ``u`` and ``v``,
-    so the block costs a few products per pixel instead of a trigonometric pair.
+    The centres of healpy's ``pix2vec`` for ``ix = N - 1 - v``, ``iy = u`` (HEALPix's own
+    formulas, as in its C++ ``pix2loc``): z depends only on the ring ``ix + iy``, one value per
+    diagonal of the block, and the longitude is ``pi/4 (jpll + (ix - iy) / nr)``. In the
+    equatorial belt ``nr = N`` and the longitude is linear in ``u`` and ``v``, so cos and sin
+    factor into row and column terms; in the polar caps they are taken per pixel.
     """
     n = nside
     u = np.asarray(u, dtype=np.int64)
     v = np.asarray(v, dtype=np.int64)
-    jr_lo = _JRLL[face] * n - (n - 1 - v.min() + u.max()) - 1
-    jr_hi = _JRLL[face] * n - (n - 1 - v.max() + u.min()) - 1
-    if jr_lo < n or jr_hi > 3 * n:
-        return None
-    # Ring jr = jrll N - (ix + iy) - 1 has z = (2N - jr) 2 / (3N); index it by u - v.
-    diag = np.arange(u.min() - v.max(), u.max() - v.min() + 1)
-    jr = _JRLL[face] * n - (n - 1 + diag) - 1
-    z = (2 * n - jr) * (2.0 / (3 * n))
-    sin_theta = np.sqrt((1.0 - z) * (1.0 + z))
-    k = u[None, :] - v[:, None] - diag[0]
-    # phi = pi/4 (jpll + (ix - iy) / N) = a(u) - b(v)
-    step = np.pi / (4 * n)
-    a = np.pi / 4 * _JPLL[face] + step * (n - 1) - step * u
-    b = step * v
-    cos_a, sin_a, cos_b, sin_b = np.cos(a), np.sin(a), np.cos(b), np.sin(b)
-    out = np.empty((len(v), len(u), 3))
+    diag = np.arange(u.min() - v.max(), u.max() - v.min() + 1)  # u - v
+    jr = _JRLL[face] * n - (n - 1 + diag) - 1  # ring index, 1 .. 4N - 1, north to south
+    north, south = jr < n, jr > 3 * n
+    nr = np.where(north, jr, np.where(south, 4 * n - jr, n))
+    cap = nr.astype(np.float64) ** 2 / (3.0 * n * n)  # 1 - |z| in the caps
+    z = np.where(north, 1.0 - cap, np.where(south, cap - 1.0, (2 * n - jr) * (2.0 / (3 * n))))
+    sin_theta = np.where(north | south, np.sqrt(cap * (2.0 - cap)),
+                         np.sqrt((1.0 - z) * (1.0 + z)))
+    k = u[None, :] - v[:, None] - diag[0]  # diagonal of each pixel
     st = sin_theta[k]
-    np.multiply(cos_b[:, None] * cos_a[None, :] + sin_b[:, None] * sin_a[None, :], st,
-                out=out[..., 0])
-    np.multiply(cos_b[:, None] * sin_a[None, :] - sin_b[:, None] * cos_a[None, :], st,
-                out=out[..., 1])
+    out = np.empty((len(v), len(u), 3))
+    if not (north.any() or south.any()):
+        # phi = pi/4 (jpll + (ix - iy) / N) = a(u) - b(v)
+        step = np.pi / (4 * n)
+        a = np.pi / 4 * _JPLL[face] + step * (n - 1) - step * u
+        b = step * v
+        cos_a, sin_a, cos_b, sin_b = np.cos(a), np.sin(a), np.cos(b), np.sin(b)
+        cos_phi = cos_b[:, None] * cos_a[None, :] + sin_b[:, None] * sin_a[None, :]
+        sin_phi = cos_b[:, None] * sin_a[None, :] - sin_b[:, None] * cos_a[None, :]
+    else:
+        ix_minus_iy = (n - 1) - u[None, :] - v[:, None]
+        phi = np.pi / 4 * _JPLL[face] + (np.pi / 4 / nr)[k] * ix_minus_iy
+        cos_phi, sin_phi = np.cos(phi), np.sin(phi)
+    np.multiply(cos_phi, st, out=out[..., 0])
+    np.multiply(sin_phi, st, out=out[..., 1])
     out[..., 2] = z[k]
     return out
 
@@ -90,12 +95,10 @@ def plate_pixel_vectors(grid: PlateGrid, i: int, j: int, rows: slice, cols: slic
     p1 = np.arange(cols.start, cols.stop) + p1_0
     n = grid.face_side
     ci, cj = grid.cell(i, j)
-    # Within the plate's own cell nothing is unfolded, and most of the sky is equatorial.
+    # Within the plate's own cell nothing is unfolded: one face, HEALPix's formulas.
     if (ci * n <= p1[0] and p1[-1] < (ci + 1) * n and cj * n <= p2[0] and p2[-1] < (cj + 1) * n
             and FACE_GRID[cj, ci] >= 0):
-        vec = equatorial_block_vectors(int(FACE_GRID[cj, ci]), p1 - ci * n, p2 - cj * n, n)
-        if vec is not None:
-            return vec
+        return face_block_vectors(int(FACE_GRID[cj, ci]), p1 - ci * n, p2 - cj * n, n)
     u1, u2 = plate_plane_pixels(grid, i, j, *np.broadcast_arrays(p1[None, :], p2[:, None]))
     return plane_pixel_vectors(u1, u2, n)
 

@@ -92,14 +92,32 @@ class CarProjection:
 
     def vectors_to_pixels(self, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """0-based ``(x, y)`` of unit vectors ``(..., 3)``."""
+        # Turning the vectors by -CRVAL1 first makes arctan2 return lon - CRVAL1 in (-pi, pi]
+        # directly, with no modulo pass.
+        lon0 = np.radians(self.lon0)
+        turn = np.array([[np.cos(lon0), np.sin(lon0), 0.0], [-np.sin(lon0), np.cos(lon0), 0.0],
+                         [0.0, 0.0, 1.0]])
         if self.rotation is not None:
-            vec = vec @ self.rotation.T
-        lon = np.degrees(np.arctan2(vec[..., 1], vec[..., 0])) - self.lon0
-        lon = (lon + 180.0) % 360.0 - 180.0
-        lat = np.degrees(np.arcsin(np.clip(vec[..., 2], -1.0, 1.0)))
-        x = self.pix[0, 0] * lon + self.pix[0, 1] * lat + self.crpix0[0]
-        y = self.pix[1, 0] * lon + self.pix[1, 1] * lat + self.crpix0[1]
-        return x, y
+            vec = vec @ (turn @ self.rotation).T
+            vx, vy, vz = vec[..., 0], vec[..., 1], vec[..., 2]
+        else:
+            vx, vy, vz = vec[..., 0], vec[..., 1], vec[..., 2]
+            if lon0 != 0.0:
+                vx, vy = turn[0, 0] * vx + turn[0, 1] * vy, turn[1, 0] * vx + turn[1, 1] * vy
+        lon = np.arctan2(vy, vx)
+        lat = np.arcsin(np.clip(vz, -1.0, 1.0))
+        m = self.pix * np.degrees(1.0)  # pixels per radian
+        return (_affine(m[0, 0], lon, m[0, 1], lat, self.crpix0[0]),
+                _affine(m[1, 0], lon, m[1, 1], lat, self.crpix0[1]))
+
+
+def _affine(a: float, u: np.ndarray, b: float, v: np.ndarray, c: float) -> np.ndarray:
+    """``a u + b v + c``, skipping a zero term (CAR images are rarely rotated)."""
+    out = a * u if a != 0.0 else b * v
+    if a != 0.0 and b != 0.0:
+        out += b * v
+    out += c
+    return out
 
 
 def car_projection(wcs: WCS) -> CarProjection | None:

@@ -70,6 +70,8 @@ def bilinear_sample(data: np.ndarray, x: np.ndarray, y: np.ndarray
     behaviour).
     """
     ny, nx = data.shape
+    if nx < 2 or ny < 2:
+        raise ValueError(f"bilinear sampling needs at least 2 x 2 pixels, got {data.shape}")
     inside = (x >= -0.5) & (x <= nx - 0.5) & (y >= -0.5) & (y <= ny - 0.5)
     if not inside.all():  # most blocks lie wholly inside a frame: skip the gathers there
         x, y = x[inside], y[inside]
@@ -79,7 +81,7 @@ def bilinear_sample(data: np.ndarray, x: np.ndarray, y: np.ndarray
     y0 = np.minimum(ys.astype(np.intp), max(ny - 2, 0))
     fx = xs - x0
     fy = ys - y0
-    # Frames are at least 2 x 2 (checked on load), so x0 + 1 and y0 + 1 stay inside.
+    # With at least 2 x 2 pixels, x0 + 1 and y0 + 1 stay inside.
     flat = data.ravel()
     i00 = y0 * nx + x0
     top = flat[i00] * (1 - fx) + flat[i00 + 1] * fx

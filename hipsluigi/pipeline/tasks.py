@@ -155,7 +155,9 @@ def plate_task(spec: MapSpec, order: int, i: int, j: int) -> PlateTask:
 
 
 def read_plate(target: luigi.LocalTarget) -> np.ndarray:
-    return read_fits_image(target.path)[0]
+    """A plate's pixels, memory-mapped: readers take slices or strided quarters, and a plate
+    read whole into fresh memory costs more in page faults than the work on it."""
+    return read_fits_image(target.path, memmap=True)[0]
 
 
 def _save_npz(path, arrays: dict) -> None:

@@ -23,8 +23,8 @@ def plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int
                 ) -> Iterator[tuple[int, np.ndarray]]:
     """``(npix, tile)`` for every tile of unpadded plate ``(i, j)`` holding a finite pixel.
 
-    ``tile`` is a float32 view ``(w, w)``, ``data[row][col]`` holding sub-pixel
-    ``ix = w-1-row, iy = col`` of tile ``npix`` (the HiPS FITS convention).
+    ``tile`` is a view ``(w, w)`` of the plate (in its dtype and byte order), ``data[row][col]``
+    holding sub-pixel ``ix = w-1-row, iy = col`` of tile ``npix`` (the HiPS FITS convention).
     """
     if plate.shape != grid.shape(padded=False):
         raise ValueError(f"plate {i},{j} has shape {plate.shape}, expected "
@@ -34,7 +34,7 @@ def plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int
     for n, r0, c0 in zip(npix, rows0, cols0, strict=True):
         tile = plate[r0:r0 + w, c0:c0 + w]
         if np.isfinite(tile).any():
-            yield int(n), np.asarray(tile, dtype=np.float32)
+            yield int(n), tile
 
 
 def tile_hdu(tile: np.ndarray, order: int, npix: int, frame: str) -> fits.PrimaryHDU:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from hipsluigi.geometry.plates import PlateGrid
-from hipsluigi.geometry.sky import equatorial_block_vectors, plate_pixel_vectors
+from hipsluigi.geometry.sky import face_block_vectors, plate_pixel_vectors
 
 
 def _healpy_vectors(face, u, v, nside):
@@ -15,24 +15,23 @@ def _healpy_vectors(face, u, v, nside):
 
 
 @pytest.mark.parametrize("face", range(12))
-def test_equatorial_block_vectors_equal_healpy_and_refuse_the_polar_caps(face):
+def test_face_block_vectors_equal_healpy_in_the_belt_the_caps_and_across(face):
     nside = 1024
     rng = np.random.default_rng(face)
-    belt = caps = 0
-    for _ in range(60):
+    kinds = set()
+    for _ in range(80):
         u0, v0 = rng.integers(0, nside - 40, 2)
         u, v = np.arange(u0, u0 + 40), np.arange(v0, v0 + 30)
         ref = _healpy_vectors(face, u, v, nside)
-        vec = equatorial_block_vectors(face, u, v, nside)
-        if vec is None:
-            caps += 1
-            assert (np.abs(ref[..., 2]) > 2 / 3).any()
-        else:
-            belt += 1
-            assert np.abs(vec - ref).max() < 1e-13
-    assert belt > 0
-    if face < 4 or face > 7:
-        assert caps > 0
+        assert np.abs(face_block_vectors(face, u, v, nside) - ref).max() < 1e-13
+        polar = np.abs(ref[..., 2]) > 2 / 3
+        kinds.add("cap" if polar.all() else "belt" if not polar.any() else "both")
+    # Polar faces are half cap, half belt; equatorial faces lie wholly in the belt.
+    assert kinds == ({"cap", "belt", "both"} if face < 4 or face > 7 else {"belt"})
+    corner = np.arange(3)  # pixels at two opposite corners: a pole, or the belt's edge
+    for u, v in [(corner, corner), (nside - 1 - corner, nside - 1 - corner)]:
+        ref = _healpy_vectors(face, u, v, nside)
+        assert np.abs(face_block_vectors(face, u, v, nside) - ref).max() < 1e-13
 
 
 def test_plate_pixel_vectors_equal_healpy_block_by_block_over_whole_plates():

@@ -65,6 +65,26 @@ def test_car_projection_agrees_with_wcslib(crval1, cd):
     assert np.abs(px - x[ok]).max() < 1e-8 and np.abs(py - y[ok]).max() < 1e-8
 
 
+@pytest.mark.parametrize("crval1", [0.0, 120.0, 250.0])
+def test_car_projection_of_another_frame_agrees_with_astropy_and_wcslib(crval1):
+    """An ICRS CAR image placed on a galactic map: vectors turned by the frame rotation."""
+    from astropy.coordinates import SkyCoord
+
+    from hipsluigi.geometry.frames import astropy_frame, frame_of_wcs, rotation_matrix
+    from hipsluigi.geometry.tan import car_projection
+
+    w = _tan([crval1, 0.0], [[-0.2, 0.0], [0.0, 0.2]], ("RA---CAR", "DEC--CAR"))
+    w.wcs.crpix = [900.5, 450.5]
+    car = car_projection(w).rotated(rotation_matrix(astropy_frame("galactic"), frame_of_wcs(w)))
+    rng = np.random.default_rng(4)
+    glon, glat = rng.uniform(0, 360, 4000), np.degrees(np.arcsin(rng.uniform(-0.99, 0.99, 4000)))
+    px, py = car.vectors_to_pixels(lonlat_to_vec(glon, glat))
+    icrs = SkyCoord(glon, glat, unit="deg", frame="galactic").icrs
+    x, y = w.world_to_pixel_values(icrs.ra.deg, icrs.dec.deg)
+    # WCSLIB picks the longitude branch nearest CRVAL1, as the projection must.
+    assert np.abs(px - x).max() < 1e-6 and np.abs(py - y).max() < 1e-6
+
+
 def test_car_projection_declines_oblique_cylinders():
     from hipsluigi.geometry.tan import car_projection
 

@@ -27,6 +27,21 @@ def test_shrink2_is_the_nan_ignoring_mean_of_each_2x2_block_including_the_last_r
     assert np.isfinite(out[-1, :5]).all() and not np.all(out[-1, :5] == 0)
 
 
+def test_shrink2_of_a_memory_mapped_big_endian_fits_plate_equals_the_native_one(tmp_path):
+    from astropy.io import fits
+
+    rng = np.random.default_rng(1)
+    plate = rng.normal(size=(16, 16)).astype(np.float32)
+    plate[rng.random(plate.shape) < 0.3] = np.nan
+    fits.writeto(tmp_path / "plate.fits", plate)
+    with fits.open(tmp_path / "plate.fits", memmap=True) as hdul:
+        mapped = hdul[0].data
+        assert mapped.dtype.byteorder == ">"
+        out = shrink2(mapped)
+    assert out.dtype == np.float32 and out.dtype.isnative
+    assert np.array_equal(out, shrink2(plate), equal_nan=True)
+
+
 def test_shrink2_refuses_odd_shapes():
     with pytest.raises(ValueError, match="odd"):
         shrink2(np.zeros((3, 4)))

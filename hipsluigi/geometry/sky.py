@@ -1,4 +1,5 @@
-"""Sky positions of plane pixels (through healpy) and bounding caps of plates."""
+"""Sky positions of plate pixels (HEALPix formulas inside a face, healpy elsewhere) and bounding
+caps of plates."""
 
 from __future__ import annotations
 

@@ -54,16 +54,23 @@ class TanProjection:
         return np.stack([xi * norm, eta * norm, norm], axis=-1) @ self.basis
 
 
-def tan_projection(wcs: WCS) -> TanProjection | None:
-    """The :class:`TanProjection` of a 2-D celestial plain-TAN WCS, or None."""
+def _plain_celestial(wcs: WCS, code: str):
+    """``wcs.wcs`` (set) if ``wcs`` is 2-D, celestial (longitude first) in projection ``code``
+    on both axes, with no distortion (SIP, lookup tables); else None."""
     w = wcs.wcs
     if (wcs.naxis != 2 or wcs.sip is not None or wcs.cpdis1 is not None
             or wcs.cpdis2 is not None or wcs.det2im1 is not None or wcs.det2im2 is not None):
         return None
-    if not (w.ctype[0].endswith("-TAN") and w.ctype[1].endswith("-TAN")) or w.lng != 0:
+    if not (w.ctype[0].endswith(f"-{code}") and w.ctype[1].endswith(f"-{code}")) or w.lng != 0:
         return None
     w.set()
-    if abs(w.lonpole - 180.0) > 1e-12 or w.get_pv():
+    return w
+
+
+def tan_projection(wcs: WCS) -> TanProjection | None:
+    """The :class:`TanProjection` of a 2-D celestial plain-TAN WCS, or None."""
+    w = _plain_celestial(wcs, "TAN")
+    if w is None or abs(w.lonpole - 180.0) > 1e-12 or w.get_pv():
         return None
     lon0, lat0 = np.radians(w.crval)
     east = np.array([-np.sin(lon0), np.cos(lon0), 0.0])
@@ -122,14 +129,8 @@ def _affine(a: float, u: np.ndarray, b: float, v: np.ndarray, c: float) -> np.nd
 
 def car_projection(wcs: WCS) -> CarProjection | None:
     """The :class:`CarProjection` of a 2-D celestial plain-CAR WCS on the equator, or None."""
-    w = wcs.wcs
-    if (wcs.naxis != 2 or wcs.sip is not None or wcs.cpdis1 is not None
-            or wcs.cpdis2 is not None or wcs.det2im1 is not None or wcs.det2im2 is not None):
-        return None
-    if not (w.ctype[0].endswith("-CAR") and w.ctype[1].endswith("-CAR")) or w.lng != 0:
-        return None
-    w.set()
-    if w.crval[1] != 0.0 or abs(w.lonpole) > 1e-12 or w.get_pv():
+    w = _plain_celestial(wcs, "CAR")
+    if w is None or w.crval[1] != 0.0 or abs(w.lonpole) > 1e-12 or w.get_pv():
         return None
     cd = w.get_pc() * w.get_cdelt()[:, None]
     return CarProjection(float(w.crval[0]), np.linalg.inv(cd), np.asarray(w.crpix) - 1.0)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from hipsluigi.geometry.hpx import plane_to_nested
+from hipsluigi.geometry.hpx import plane_crpix, plane_to_nested
 from hipsluigi.geometry.plates import PlateGrid
 from hipsluigi.geometry.sky import plate_plane_pixels
 
@@ -192,7 +192,7 @@ def fit_overlap(grid: PlateGrid, plus: tuple[int, int], minus: tuple[int, int],
     if good.sum() < 3:
         return None
     rp, cp, rm, cm, z = rp[good], cp[good], rm[good], cm[good], z[good]
-    crpix = (5 * grid.face_side + 1) / 2
+    crpix = plane_crpix(grid.face_side)
     po1, po2 = grid.origin(*plus, padded=True)
     mo1, mo2 = grid.origin(*minus, padded=True)
     pp1, pp2 = cp + po1, rp + po2  # plus plane pixels (raw, not wrapped)

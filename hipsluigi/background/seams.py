@@ -76,6 +76,21 @@ def edge_curve(values: np.ndarray, side: int, smooth: int = 3) -> np.ndarray:
     return np.interp(np.arange(side), centres, filled)
 
 
+def correct_plate(plate: np.ndarray, origin: tuple[int, int], plane: tuple[float, float, float],
+                  edges: np.ndarray | None, crpix: float) -> np.ndarray:
+    """An unpadded square plate ``[row, col]`` less its background: the plane
+    ``a (p1 - crpix) + b (p2 - crpix) + c`` at plane pixels ``p1 = origin[0] + col``,
+    ``p2 = origin[1] + row`` (mBackground's convention), and the seam field of its edge
+    corrections ``edges`` (:func:`coons_patch`) when there are any. Returns float32."""
+    rows, cols = plate.shape
+    p1 = np.arange(cols) + origin[0]
+    p2 = np.arange(rows) + origin[1]
+    out = (plate - _plane(plane, p1[None, :], p2[:, None], crpix)).astype(np.float32)
+    if edges is not None:
+        out -= coons_patch(edges, rows)
+    return out
+
+
 def coons_patch(edges: np.ndarray, side: int) -> np.ndarray:
     """Field over a ``side x side`` plate ``[row, col]`` from edge profiles ``(4, nbins)``:
     0 bottom (row 0), 1 top (last row), 2 left (column 0), 3 right (last column)."""

@@ -124,6 +124,12 @@ def nested_to_plane(nest: np.ndarray, nside: int) -> tuple[np.ndarray, np.ndarra
     return p1, p2
 
 
+def plane_crpix(nside: int) -> float:
+    """CRPIX1 = CRPIX2 (1-based) of the all-sky ``5N x 5N`` plane: its centre, the reference
+    point (0, 0) of the HPX projection. Montage's background planes use ``x = p1 - CRPIX1``."""
+    return (5 * nside + 1) / 2
+
+
 def plane_wcs_header(
     order: int, tile_width: int, frame: str = "galactic", *, crpix_shift=(0.0, 0.0),
     naxis=None,
@@ -143,8 +149,8 @@ def plane_wcs_header(
     if radesys:
         header["RADESYS"] = radesys
     header["CRVAL1"], header["CRVAL2"] = 0.0, 0.0
-    header["CRPIX1"] = (5 * n + 1) / 2 - crpix_shift[0]
-    header["CRPIX2"] = (5 * n + 1) / 2 - crpix_shift[1]
+    header["CRPIX1"] = plane_crpix(n) - crpix_shift[0]
+    header["CRPIX2"] = plane_crpix(n) - crpix_shift[1]
     header["CD1_1"], header["CD1_2"] = -r, -r
     header["CD2_1"], header["CD2_2"] = r, -r
     header["PV2_1"], header["PV2_2"] = 4, 3

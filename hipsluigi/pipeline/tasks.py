@@ -20,6 +20,7 @@ from astropy.io import fits
 from threadpoolctl import threadpool_limits
 
 from hipsluigi.config import MapSpec, current_spec
+from hipsluigi.geometry.hpx import plane_crpix
 from hipsluigi.geometry.platelist import plate_list, plate_name, write_plate_list
 from hipsluigi.geometry.plates import children
 from hipsluigi.geometry.sky import plate_cap
@@ -353,8 +354,7 @@ class BackgroundModel(HipsTask):
             log.warning("background model: rejected overlap fit %s - %s as an outlier",
                         records[k].plus, records[k].minus)
         names = {v: plate_name(*p) for p, v in ids.items()}
-        crpix = (5 * spec.grid.face_side + 1) / 2
-        fields = edge_fields(records, solution.planes, crpix)
+        fields = edge_fields(records, solution.planes, plane_crpix(spec.grid.face_side))
         write_table(fits_table(records), self.output()["fits"].path)
         write_table(corrections_table(solution.planes, names),
                     self.output()["corrections"].path)
@@ -375,7 +375,7 @@ class CorrectPlate(PlateTask):
         return luigi.LocalTarget(str(self.layout.plate(self.order, self.i, self.j, self.bin)))
 
     def work(self) -> None:
-        from hipsluigi.background.seams import coons_patch
+        from hipsluigi.background.seams import correct_plate
         from hipsluigi.background.tables import read_corrections
 
         spec = self.spec
@@ -388,17 +388,11 @@ class CorrectPlate(PlateTask):
         plate = crop_padding(read_plate(self.input()["mosaic"]), grid.pad)
         if spec.background == "global":
             pid = plan.plate_ids(spec)[(self.i, self.j)]
-            a, b, c = read_corrections(self.input()["model"]["corrections"].path)[pid]
-            # mBackground: subtract a x + b y + c, x = p1 - CRPIX1 of the all-sky plane.
-            crpix = (5 * grid.face_side + 1) / 2
-            o1, o2 = grid.origin(self.i, self.j)
-            rows, cols = plate.shape
-            x = np.arange(cols) + o1 - crpix
-            y = np.arange(rows) + o2 - crpix
-            plate = (plate - (a * x[None, :] + b * y[:, None] + c)).astype(np.float32)
+            plane = read_corrections(self.input()["model"]["corrections"].path)[pid]
             with np.load(self.input()["model"]["seams"].path) as seams:
-                if str(pid) in seams.files:
-                    plate -= coons_patch(seams[str(pid)], grid.plate_side)
+                edges = seams[str(pid)] if str(pid) in seams.files else None
+            plate = correct_plate(plate, grid.origin(self.i, self.j), plane, edges,
+                                  plane_crpix(grid.face_side))
         header = grid.plate_header(self.i, self.j, spec.frame, padded=False)
         write_fits_atomic(self.output().path, fits.PrimaryHDU(plate, header))
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from astropy.io import fits
 
-from hipsluigi.geometry.hpx import tile_header, tile_plane_position
+from hipsluigi.geometry.hpx import plane_crpix, tile_header, tile_plane_position
 from hipsluigi.geometry.plates import PlateGrid
 
 
@@ -77,7 +77,7 @@ class TileWriter:
 
     def _parts(self, npix: int, tile: np.ndarray) -> tuple[bytes, np.ndarray]:
         tc, tr = tile_plane_position(self.order, np.array(npix))
-        crpix = (5 * (self.width << self.order) + 1) / 2
+        crpix = plane_crpix(self.width << self.order)
         values = {"CRPIX1": crpix - int(tc) * self.width, "CRPIX2": crpix - int(tr) * self.width,
                   "NPIX": int(npix),
                   "DATAMIN": float(np.fmin.reduce(tile, axis=None)),  # NaN-ignoring, no copy

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import luigi
 
@@ -204,7 +204,6 @@ def _config_key() -> tuple:
     return file_part, cli_part, os.getcwd()
 
 
-@lru_cache(maxsize=16)
 def _spec_for(h: hips, s: synthetic, cwd: str) -> MapSpec:
     nplate = h.nplate if h.nplate is not None else default_nplate(h.order)
     if h.pad is not None:

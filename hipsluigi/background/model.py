@@ -50,14 +50,13 @@ def solve_background(fits: Sequence, plate_ids: Sequence[int], scale: float,
     the plates' corrections come back to 0.012 with 1e-2 and to 0.04 with 1e-6 (fit noise 0.01).
     """
     index = {pid: k for k, pid in enumerate(plate_ids)}
-    npar = 3 if slopes else 1
     kept = [k for k, f in enumerate(fits) if f.plus in index and f.minus in index
             and f.npixel > 0 and np.isfinite(f.c)]
     usable = [fits[k] for k in kept]
     system = _System(usable, index, scale, slopes)
     active = np.ones(len(usable), dtype=bool)
     rejected: list[int] = []
-    solution = np.zeros(npar * len(index))
+    solution = np.zeros(system.npar * len(index))
     for _ in range(iterations):
         solution = system.solve(active, ridge)
         misfit = system.misfit(solution)
@@ -91,6 +90,7 @@ class _System:
 
     def __init__(self, fits, index, scale, slopes):
         self.scale, self.slopes = scale, slopes
+        self.npar = 3 if slopes else 1
         self.nplates = len(index)
         nf = len(fits)
         self.plus = np.array([index[f.plus] for f in fits], dtype=np.int64)
@@ -138,7 +138,7 @@ class _System:
                               (0, 2, 1))
 
     def solve(self, active: np.ndarray, ridge: float) -> np.ndarray:
-        npar = 3 if self.slopes else 1
+        npar = self.npar
         idx = np.flatnonzero(active)
         nf = len(idx)
         wp = np.einsum("fij,fjk->fik", self.w[idx], self.p[idx])
@@ -167,7 +167,7 @@ class _System:
 
     def misfit(self, q: np.ndarray) -> np.ndarray:
         """RMS disagreement of each fit with the solution, over its overlap."""
-        npar = 3 if self.slopes else 1
+        npar = self.npar
         q = q.reshape(self.nplates, npar)
         e = (np.einsum("fij,fj->fi", self.p, q[self.plus])
              - np.einsum("fij,fj->fi", self.m, q[self.minus]) - self.delta)

@@ -112,8 +112,9 @@ def overlap_pixels(grid: PlateGrid, plus: tuple[int, int], minus: tuple[int, int
     side = grid.shape(padded=True)[0]
     n = grid.face_side
     found = []  # (plus rows, plus cols, minus rows, minus cols, label)
+    ring = _ring(grid, width, stride)  # the same array indices on both plates
     for pass_, (first, second) in enumerate(((plus, minus), (minus, plus))):
-        ra, ca = _ring(grid, width, stride)
+        ra, ca = ring
         nest_a, u1, u2 = _sky_index(grid, first, ra, ca)
         o1, o2 = grid.origin(*first, padded=True)
         moved = (u1 != ca + o1) | (u2 != ra + o2)

@@ -18,7 +18,7 @@ from luigi import scheduler as luigi_scheduler
 from luigi import worker as luigi_worker
 
 import hipsluigi
-from hipsluigi.scheduling import IndexedScheduler
+from hipsluigi.execution import IndexedScheduler
 from hipsluigi.testing import luigi_options
 
 
@@ -29,7 +29,8 @@ def run(make_scheduler, order: int) -> tuple[int, float, float]:
             sch = make_scheduler()
             with luigi_worker.Worker(scheduler=sch, worker_processes=1) as worker:
                 t0 = time.perf_counter()
-                worker.add(hipsluigi.AllSkyPNGs())
+                if not worker.add(hipsluigi.AllSkyPNGs()):
+                    raise SystemExit("the graph could not be scheduled")
                 t1 = time.perf_counter()
                 if not worker.run():
                     raise SystemExit("the dry run failed")

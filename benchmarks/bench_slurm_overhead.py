@@ -1,10 +1,11 @@
-"""Overhead of hipsluigi's SlurmTask: N trivial tasks against N trivial sbatch jobs.
+"""Overhead of SlurmTask: N trivial tasks against N trivial sbatch jobs.
 
 Both on the SLURM this machine runs (scripts/slurm-up.sh), in the same run, alternating:
 (a) SLURM alone: ``sbatch --wrap true`` N times, then wait until squeue shows none left;
-(b) hipsluigi: N trivial tasks (one small file each) with ``executor = slurm``, local scheduler,
-    ``--workers W``: each writes its job script, submits it, polls the shared status cache and
-    finishes when the job has; the job itself starts Python and imports hipsluigi.
+(b) SlurmTask: N trivial tasks (one small file each) with ``[execution] executor = slurm``,
+    local scheduler, ``--workers W``: each writes its job script, submits it, polls the shared
+    status cache and finishes when the job has; the job itself starts Python and imports the
+    task's module (and with it hipsluigi).
 Prints each time and the median ratio (b)/(a).
 
     .venv/bin/python benchmarks/bench_slurm_overhead.py [--n 200] [--workers 32] [--repeat 3]
@@ -45,16 +46,16 @@ def slurm_alone(n: int, logdir: Path) -> float:
     return time.perf_counter() - start
 
 
-def hipsluigi_tasks(n: int, workers: int, root: Path, poll: float) -> float:
-    options = {"hips": {"name": "trivial", "storage": str(root), "executor": "slurm"},
+def slurm_tasks(n: int, workers: int, root: Path, poll: float) -> float:
+    options = {"execution": {"executor": "slurm", "job_dir": str(root / "jobs")},
                "slurm": {"poll_seconds": poll}}
     with luigi_options(options):
         start = time.perf_counter()
-        ok = luigi.build([TrivialJobs(n=n)], local_scheduler=True, workers=workers,
-                         log_level="WARNING")
+        ok = luigi.build([TrivialJobs(root=str(root), n=n)], local_scheduler=True,
+                         workers=workers, log_level="WARNING")
         elapsed = time.perf_counter() - start
     if not ok:
-        raise SystemExit("the hipsluigi run failed")
+        raise SystemExit("the SlurmTask run failed")
     return elapsed
 
 
@@ -70,9 +71,9 @@ def main() -> None:
     for k in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="hipsluigi-slurm-") as tmp:
             base = slurm_alone(args.n, Path(tmp))
-            ours = hipsluigi_tasks(args.n, args.workers, Path(tmp) / "work", args.poll)
+            ours = slurm_tasks(args.n, args.workers, Path(tmp) / "work", args.poll)
         ratios.append(ours / base)
-        print(f"run {k + 1}: SLURM alone {base:6.1f} s, hipsluigi {ours:6.1f} s, "
+        print(f"run {k + 1}: SLURM alone {base:6.1f} s, SlurmTask {ours:6.1f} s, "
               f"ratio {ours / base:.2f}", flush=True)
     print(f"{args.n} jobs, {args.workers} workers, poll {args.poll} s: median ratio "
           f"{statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f})")

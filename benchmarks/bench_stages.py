@@ -8,7 +8,7 @@ Stages (all by default):
   CAR image, ``background = none``, against ``reproject.hips.reproject_to_hips`` with the same
   order, tile width and resampling (bilinear), both with 2 workers/threads.
 * ``mosaic``: one plate mosaic's output rate (Mpix/s per core) against reproject_interp on the
-  same plate and the same frames (frames preloaded, so neither pays for the synthetic survey).
+  same plate and the same survey images (preloaded, so neither pays for the synthetic survey).
 * ``shrink``: an 8192 x 8192 plate shrunk by 2 (read, shrink, write FITS) against Montage's
   ``mShrink`` (MontagePy from PyPI) on the same file.
 * ``tiles``: cutting a plate into FITS tiles (``PlateTiles``'s work: ``write_plate_tiles``,
@@ -56,8 +56,8 @@ def _allsky_car(path: Path, width: int) -> None:
     """A CAR all-sky image (galactic) of the synthetic truth."""
     from astropy.wcs import WCS
 
-    from hipsluigi.config import MapSpec
     from hipsluigi.geometry.frames import lonlat_to_vec
+    from hipsluigi.spec import MapSpec
     from hipsluigi.surveys.synthetic import SyntheticSky
 
     height = width // 2
@@ -109,26 +109,26 @@ def bench_pipeline(repeat: int, order: int = 3, width: int = 512) -> None:
 # -- mosaic ------------------------------------------------------------------------------------
 
 def bench_mosaic(repeat: int, order: int = 3, width: int = 256) -> None:
-    from hipsluigi.config import MapSpec, SyntheticSpec
     from hipsluigi.geometry.sky import plate_cap
     from hipsluigi.mosaic.coadd import mosaic_plate
-    from hipsluigi.surveys.base import Frame
+    from hipsluigi.spec import MapSpec, SyntheticSpec
+    from hipsluigi.surveys.base import SurveyImage
     from hipsluigi.surveys.synthetic import SyntheticSurvey
 
     spec = MapSpec(order=order, tile_width=width, nplate=5, pad=width // 4,
                    synthetic=SyntheticSpec(frame_size=width))
     survey = SyntheticSurvey(spec)
     grid = spec.grid
-    frames = survey.frames_touching(*plate_cap(grid, 2, 2))
-    preloaded = [Frame(f.key, f.wcs, f.shape, f.centre, f.radius,
-                       loader=functools.partial(np.asarray, f.load())) for f in frames]
+    images = survey.images_touching(*plate_cap(grid, 2, 2))
+    preloaded = [SurveyImage(f.key, f.wcs, f.shape, f.centre, f.radius,
+                             loader=functools.partial(np.asarray, f.load())) for f in images]
     pixels = grid.shape(padded=True)[0] ** 2
     rates = {}
     for method in ("interp", "reproject_interp"):
         times = [timed(lambda m=method: mosaic_plate(grid, 2, 2, preloaded, spec.frame,
-                                                     method=m)) for _ in range(repeat)]
+                                                     engine=m)) for _ in range(repeat)]
         rates[method] = pixels / _median(times) / 1e6
-    print(f"plate mosaic ({int(np.sqrt(pixels))}^2 px, {len(frames)} frames, one core): "
+    print(f"plate mosaic ({int(np.sqrt(pixels))}^2 px, {len(images)} images, one core): "
           f"hipsluigi {rates['interp']:.2f} Mpix/s, reproject_interp "
           f"{rates['reproject_interp']:.2f} Mpix/s; ratio "
           f"{rates['interp'] / rates['reproject_interp']:.1f} (target >= 2)")
@@ -138,7 +138,7 @@ def bench_mosaic(repeat: int, order: int = 3, width: int = 256) -> None:
 
 def bench_shrink(repeat: int, side: int = 8192) -> None:
     from hipsluigi.pyramid.shrink import shrink2
-    from hipsluigi.storage import read_fits_image, write_fits_atomic
+    from hipsluigi.storage.artifacts import read_plate, read_plate_header, write_plate
 
     try:
         from MontagePy.main import mShrink
@@ -159,8 +159,8 @@ def bench_shrink(repeat: int, side: int = 8192) -> None:
         fits.writeto(src, data, header)
 
         def ours():
-            plate, hdr = read_fits_image(src, memmap=True)  # as ShrinkPlate reads plates
-            write_fits_atomic(tmp / "ours.fits", fits.PrimaryHDU(shrink2(plate), hdr))
+            plate = read_plate(src)  # as ShrinkPlate reads and writes plates
+            write_plate(tmp / "ours.fits", shrink2(plate), read_plate_header(src))
 
         def montage():
             mShrink(str(src), str(tmp / "montage.fits"), 2)
@@ -176,6 +176,7 @@ def bench_shrink(repeat: int, side: int = 8192) -> None:
 
 def bench_tiles(repeat: int, side: int = 8192, width: int = 512) -> None:
     from hipsluigi.geometry.plates import PlateGrid
+    from hipsluigi.storage.atomic import write_atomic
     from hipsluigi.tiles.cut import write_plate_tiles
 
     grid = PlateGrid(4, width, 5 * 2 ** (4 - int(np.log2(side // width))), 0)
@@ -189,7 +190,8 @@ def bench_tiles(repeat: int, side: int = 8192, width: int = 512) -> None:
             def cut(out=out):
                 out.mkdir()
                 write_plate_tiles(plate, grid, 2, 2, "galactic",
-                                  lambda npix, out=out: out / f"Npix{npix}.fits")
+                                  lambda npix, out=out: out / f"Npix{npix}.fits",
+                                  write_file=write_atomic)
                 os.sync()
 
             os.sync()  # each timed section starts with nothing left to flush

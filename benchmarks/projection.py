@@ -38,11 +38,11 @@ PAD = 256
 def measure(tmp: Path) -> dict[str, float]:
     """Seconds per padded (or unpadded) plate pixel of each stage, one core."""
     from hipsluigi.background.overlap import fit_overlap
-    from hipsluigi.config import MapSpec, SyntheticSpec
     from hipsluigi.geometry.plates import grid_at_order
     from hipsluigi.geometry.sky import plate_cap
     from hipsluigi.mosaic.coadd import mosaic_plate
     from hipsluigi.pyramid.shrink import crop_padding, shrink2
+    from hipsluigi.spec import MapSpec, SyntheticSpec
     from hipsluigi.stretch.histogram import histogram_of
     from hipsluigi.stretch.stretch import make_stretch
     from hipsluigi.surveys.fits_folder import FitsFolderSurvey, scan_folder
@@ -62,24 +62,24 @@ def measure(tmp: Path) -> dict[str, float]:
     # (half cap, half belt each) two thirds: the mosaic cost is weighted so.
     written = set()
     for plate in ((2, 2), (2, 1)):
-        for frame in survey.frames_touching(*plate_cap(grid, *plate)):
-            if frame.key not in written:
-                written.add(frame.key)
-                fits.writeto(folder / f"{frame.key.replace(':', '_')}.fits",
-                             frame.load().astype(np.float32), frame.wcs.to_header())
+        for image in survey.images_touching(*plate_cap(grid, *plate)):
+            if image.key not in written:
+                written.add(image.key)
+                fits.writeto(folder / f"{image.key.replace(':', '_')}.fits",
+                             image.load().astype(np.float32), image.wcs.to_header())
     index = scan_folder(folder, spec.frame)
     files = FitsFolderSurvey(index, spec.frame)
     padded = grid.shape(padded=True)[0] ** 2
     out = {}
     seconds = {}
     for plate in ((2, 2), (2, 1)):
-        frames = files.frames_touching(*plate_cap(grid, *plate))
+        images = files.images_touching(*plate_cap(grid, *plate))
         start = time.perf_counter()
-        result = mosaic_plate(grid, *plate, frames, spec.frame, match_frames=True)
+        result = mosaic_plate(grid, *plate, images, spec.frame, match_images=True)
         seconds[plate] = time.perf_counter() - start
         if plate == (2, 2):
-            mosaic = result.image
-    print(f"mosaic with frame matching, one core: equatorial plate {seconds[2, 2]:.1f} s, "
+            mosaic = result.data
+    print(f"mosaic with image matching, one core: equatorial plate {seconds[2, 2]:.1f} s, "
           f"polar plate {seconds[2, 1]:.1f} s ({padded / 1e6:.1f} Mpix each)")
     out["mosaic"] = (seconds[2, 2] / 3 + 2 * seconds[2, 1] / 3) / padded
     ring = 4 * grid.shape(padded=True)[0] * 4 * grid.pad

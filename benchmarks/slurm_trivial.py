@@ -1,18 +1,18 @@
-"""A trivial SLURM task for benchmarks/bench_slurm_overhead.py (importable by the jobs)."""
+"""Trivial SLURM tasks for benchmarks/bench_slurm_overhead.py (importable by the jobs)."""
 
 import luigi
 
-from hipsluigi.pipeline.tasks import HipsTask
+from hipsluigi.execution import SlurmTask
 
 
-class TrivialJob(HipsTask):
-    """Writes one small file; run as a SLURM job under ``executor = slurm``."""
+class TrivialJob(SlurmTask):
+    """Writes one small file; a SLURM job under ``[execution] executor = slurm``."""
 
+    root = luigi.Parameter()
     k = luigi.IntParameter()
-    cluster_task = True
 
     def output(self):
-        return luigi.LocalTarget(str(self.layout.base / "trivial" / f"{self.k}.done"))
+        return luigi.LocalTarget(f"{self.root}/trivial/{self.k}.done")
 
     def work(self) -> None:
         with self.output().open("w") as f:
@@ -20,7 +20,8 @@ class TrivialJob(HipsTask):
 
 
 class TrivialJobs(luigi.WrapperTask):
+    root = luigi.Parameter()
     n = luigi.IntParameter(default=200)
 
     def requires(self):
-        return [TrivialJob(k=k) for k in range(self.n)]
+        return [TrivialJob(root=self.root, k=k) for k in range(self.n)]

@@ -1,15 +1,19 @@
 """hipsluigi: whole-sky HiPS maps from survey images, as a Luigi task graph.
 
-``luigi --module hipsluigi AllSkyPNGs`` builds the map that ``luigi.cfg`` describes.
+``luigi --module hipsluigi AllSkyPNGs`` builds the map that ``luigi.cfg`` describes;
+``luigi --module hipsluigi AllMaps --maps W1,W2`` builds several in one graph.
 """
 
-from hipsluigi.config import hips, synthetic
+from hipsluigi.execution import SlurmTask, install_indexed_scheduler
+from hipsluigi.pipeline.settings import hips, synthetic
 from hipsluigi.pipeline.tasks import (
+    AllMaps,
     AllSkyFITS,
     AllSkyPNGs,
     BackgroundModel,
     CorrectPlate,
     HiPSMetadata,
+    HipsTask,
     Histogram,
     OverlapFit,
     PlateHistogram,
@@ -17,20 +21,20 @@ from hipsluigi.pipeline.tasks import (
     PlateMosaic,
     PlatePNGs,
     PlateTable,
+    PlateTask,
     PlateTiles,
     Setup,
     ShrinkPlate,
     SurveyIndex,
 )
-from hipsluigi.scheduling import use_for_local_runs
-from hipsluigi.slurm import slurm
 
-use_for_local_runs()  # --local-scheduler runs of any size: see hipsluigi.scheduling
+install_indexed_scheduler()  # --local-scheduler runs of any size: see hipsluigi.execution
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "AllSkyFITS", "AllSkyPNGs", "BackgroundModel", "CorrectPlate", "HiPSMetadata", "Histogram",
-    "OverlapFit", "PlateHistogram", "PlateList", "PlateMosaic", "PlatePNGs", "PlateTable",
-    "PlateTiles", "Setup", "ShrinkPlate", "SurveyIndex", "hips", "slurm", "synthetic",
+    "AllMaps", "AllSkyFITS", "AllSkyPNGs", "BackgroundModel", "CorrectPlate", "HiPSMetadata",
+    "HipsTask", "Histogram", "OverlapFit", "PlateHistogram", "PlateList", "PlateMosaic",
+    "PlatePNGs", "PlateTable", "PlateTask", "PlateTiles", "Setup", "ShrinkPlate", "SlurmTask",
+    "SurveyIndex", "hips", "synthetic",
 ]

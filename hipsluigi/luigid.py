@@ -1,5 +1,5 @@
 """``python -m hipsluigi.luigid``: Luigi's central scheduler and web visualiser, with the
-indexed scheduler of :mod:`hipsluigi.scheduling` (same options as ``luigid``).
+indexed scheduler of :mod:`hipsluigi.execution.scheduler` (same options as ``luigid``).
 
     python -m hipsluigi.luigid --address 127.0.0.1 --port 8082 --background \\
         --pidfile luigid.pid --logdir luigid-log --state-path luigi-state.pickle
@@ -14,10 +14,10 @@ import sys
 def _serve(api_port=8082, address=None, unix_socket=None):
     import luigi.server
 
-    from hipsluigi.scheduling import IndexedScheduler
+    from hipsluigi.execution.scheduler import indexed_or_luigi_scheduler
 
     luigi.server.run(api_port=api_port, address=address, unix_socket=unix_socket,
-                     scheduler=IndexedScheduler())
+                     scheduler=indexed_or_luigi_scheduler())
 
 
 def main(argv: list[str]) -> None:

@@ -2,7 +2,7 @@
 # Command 2: run the whole test suite, doing all of its own set-up:
 #   .venv with hipsluigi and the test tools; as root, Debian's SLURM (slurm-wlm, munge) and
 #   Chromium, installed if missing; a single-node SLURM started for the tests and stopped
-#   after (the tests start their own luigid on 127.0.0.1); ruff; pytest.
+#   after (the tests start their own luigid on 127.0.0.1); ruff; lint-imports; pytest.
 # Extra arguments go to pytest (e.g. -k mosaic).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +23,7 @@ else
 fi
 
 .venv/bin/ruff check .
+.venv/bin/lint-imports   # the layer contracts in pyproject.toml
 
 set +e
 .venv/bin/pytest -p no:cacheprovider "$@"

@@ -17,6 +17,7 @@ from astropy.table import Table
 
 from hipsluigi import AllSkyPNGs
 from hipsluigi.geometry.plates import PlateGrid
+from hipsluigi.pipeline.settings import map_spec
 from hipsluigi.surveys import synthetic
 from hipsluigi.testing import luigi_options
 
@@ -32,7 +33,7 @@ def _options(root, mode):
             "synthetic": dict(SURVEY)}
 
 
-def _tile_errors(hips):
+def _tile_errors(hips, spec):
     """{npix: tile - truth} for every deepest tile."""
     rows, cols = np.meshgrid(np.arange(WIDTH), np.arange(WIDTH), indexing="ij")
     out = {}
@@ -42,7 +43,7 @@ def _tile_errors(hips):
         ipix = hp.xyf2pix(WIDTH << ORDER, tx * WIDTH + (WIDTH - 1 - rows), ty * WIDTH + cols,
                           face, nest=True)
         lon, lat = hp.pix2ang(WIDTH << ORDER, ipix, nest=True, lonlat=True)
-        out[npix] = fits.getdata(path) - synthetic.truth(lon, lat)
+        out[npix] = fits.getdata(path) - synthetic.truth(spec, lon, lat)
     return out
 
 
@@ -92,8 +93,9 @@ def maps(tmp_path_factory):
     for mode in ("none", "plate", "global"):
         with luigi_options(_options(root, mode)):
             assert luigi.build([AllSkyPNGs()], local_scheduler=True, workers=2)
-            errors = _tile_errors(root / mode / "u0" / f"bg{mode}" / "HiPS")
-            offsets = np.asarray(synthetic.injected_planes()["c"])
+            spec = map_spec()
+            errors = _tile_errors(root / mode / "u0" / f"bg{mode}" / "HiPS", spec)
+            offsets = np.asarray(synthetic.injected_planes(spec)["c"])
         out[mode] = {"errors": errors, "offsets": offsets,
                      "base": root / mode / "u0" / f"bg{mode}"}
     return out
@@ -125,16 +127,16 @@ def test_no_seam_across_plate_boundaries(maps):
 def test_montage_mbgmodel_reads_our_tables_and_agrees(maps, tmp_path):
     main = _montagepy()
     base = maps["global"]["base"]
-    images, fits_tbl = base / "mosaics" / "images.tbl", base / "mosaics" / "fitcombo.tbl"
+    images, fitcombo = base / "mosaics" / "images.tbl", base / "mosaics" / "fitcombo.tbl"
     out = tmp_path / "corrections.tbl"
-    status = main.mBgModel(str(images), str(fits_tbl), str(out), noslope=True, useall=True)
+    status = main.mBgModel(str(images), str(fitcombo), str(out), noslope=True, useall=True)
     assert str(status["status"]) == "0", status
     theirs = Table.read(str(out), format="ascii.ipac")
     from hipsluigi.background.model import solve_background
-    from hipsluigi.background.tables import read_fits_table
+    from hipsluigi.storage.artifacts import read_fitcombo
 
     ids = list(Table.read(str(images), format="ascii.ipac")["cntr"])
-    ours = solve_background(read_fits_table(fits_tbl), ids, WIDTH << ORDER, slopes=False,
+    ours = solve_background(read_fitcombo(fitcombo), ids, WIDTH << ORDER, slopes=False,
                             reject=np.inf).planes
     a = np.array([ours[k][2] for k in ids])
     b = np.array([float(theirs[theirs["id"] == k]["c"][0]) for k in ids])

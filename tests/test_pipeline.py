@@ -18,6 +18,7 @@ from PIL import Image
 from scipy.stats import spearmanr
 
 from hipsluigi import AllSkyPNGs
+from hipsluigi.pipeline.settings import map_spec
 from hipsluigi.surveys import synthetic
 from hipsluigi.testing import luigi_options
 
@@ -85,12 +86,13 @@ def test_tiles_match_truth_at_healpy_pixel_centres_and_other_conventions_do_not(
     errors = {"standard": [], "transposed": [], "flipped": []}
     truths = []
     with luigi_options(CONFIG):
+        spec = map_spec("pipe")
         for npix in sample:
             data = fits.getdata(tiles[npix])
             assert data.shape == (WIDTH, WIDTH) and data.dtype.kind == "f"
             for convention, errs in errors.items():
                 lon, lat = _pixel_lonlat(order, int(npix), WIDTH, convention)
-                truth = synthetic.truth(lon, lat)
+                truth = synthetic.truth(spec, lon, lat)
                 errs.append(np.abs(data - truth).ravel())
                 if convention == "standard":
                     truths.append(truth.ravel())

@@ -1,14 +1,16 @@
 """The global background model: one correction plane per plate, from every overlap fit.
 
 Each plate ``k`` gets a plane ``Q_k(x, y) = a_k x + b_k y + c_k`` (global plane pixel
-coordinates, Montage's ``x = p1 - CRPIX1``) that is subtracted from it. After correction two
+coordinates, Montage's ``x = p1 - CRPIX1``, ``y = p2 - CRPIX2`` with 0-based plane pixels
+``p`` and the 1-based all-sky CRPIX) that is subtracted from it. After correction two
 overlapping plates should agree, ``Q_plus(p) - Q_minus(T p) = D(p)`` over their overlap, with
 ``D`` the fitted difference and ``T`` the plus-to-minus map (identity, wrap shift or polar
 turn). Because every term is linear in ``p``, the least-squares misfit over an overlap depends
-only on its pixel count and first and second moments, so each fit contributes three weighted
-equations, and the whole sky is one sparse linear least-squares problem (3 unknowns a plate),
-solved directly. The free constant is fixed by ``sum_k c_k = 0`` (levels at each plate's
-reference point); a ridge on the slopes settles their near-degenerate modes. Fits that
+only on its pixel count and first and second moments, so each difference fit
+(:class:`~hipsluigi.background.overlap.DifferenceFit`) contributes three weighted equations,
+and the whole sky is one sparse linear least-squares problem (3 unknowns a plate), solved
+directly. The free constant is fixed by ``sum_k c_k = 0`` (levels at each plate's
+reference point); a ridge on the slopes settles their near-degenerate modes. Differences that
 disagree with the solution by more than ``reject`` robust sigmas are dropped and the model
 solved again.
 
@@ -27,32 +29,65 @@ import scipy.sparse.linalg as spla
 
 @dataclass
 class BackgroundSolution:
-    """Correction planes ``{plate id: (a, b, c)}`` (pixels, Montage's convention) and the ids
-    of the fits rejected as outliers."""
+    """The solved background model.
+
+    Attributes
+    ----------
+    planes : dict of int to (float, float, float)
+        Plate id -> correction plane ``(a, b, c)``: ``a x + b y + c`` in global plane pixels
+        about the all-sky CRPIX (Montage's convention), data units.
+    rejected : list of int
+        Indices, in the ``diffs`` given to :func:`solve_background`, of the differences
+        rejected as outliers.
+    used : int
+        Number of differences in the final solve.
+    """
 
     planes: dict[int, tuple[float, float, float]]
     rejected: list[int]
     used: int
 
 
-def solve_background(fits: Sequence, plate_ids: Sequence[int], scale: float,
+def solve_background(diffs: Sequence, plate_ids: Sequence[int], scale: float,
                      slopes: bool = True, reject: float = 5.0, iterations: int = 3,
                      ridge: float = 1e-2) -> BackgroundSolution:
-    """Solve the correction planes of ``plate_ids`` from overlap ``fits``.
+    """Solve the correction planes of the plates from their fitted differences.
 
-    ``fits`` are :class:`~hipsluigi.background.overlap.OverlapFit`-like records (attributes
-    ``plus minus a b c npixel xcenter ycenter sxx sxy syy l11 l12 l21 l22 t1 t2 crpix1
-    crpix2``); ``scale`` normalises coordinates (the face side N); ``slopes = False`` fits
-    levels only. Internally each plate's plane is taken about the mean of its overlaps, which
-    keeps levels and slopes from trading against each other in the solve. ``ridge`` holds the
-    slopes back: overlaps are thin strips along plate edges, so a surface that is continuous
-    but kinked along every edge is nearly invisible to them; on the synthetic order-9 network
-    the plates' corrections come back to 0.012 with 1e-2 and to 0.04 with 1e-6 (fit noise 0.01).
+    Internally each plate's plane is taken about the mean of its overlaps, which keeps levels
+    and slopes from trading against each other in the solve.
+
+    Parameters
+    ----------
+    diffs : sequence
+        :class:`~hipsluigi.background.overlap.DifferenceFit`-like records (attributes ``plus
+        minus a b c npixel xcenter ycenter sxx sxy syy l11 l12 l21 l22 t1 t2 crpix1 crpix2``).
+        Records naming a plate outside ``plate_ids``, with no pixels or a non-finite ``c``
+        are left out.
+    plate_ids : sequence of int
+        The plates to solve for.
+    scale : float
+        Normalises coordinates, in pixels (the face side N).
+    slopes : bool, optional
+        Fit planes; False fits levels only (``a = b = 0``).
+    reject : float, optional
+        Differences whose misfit exceeds the median by more than ``reject`` robust sigmas are
+        dropped and the model solved again.
+    iterations : int, optional
+        At most this many solves.
+    ridge : float, optional
+        Holds the slopes back: overlaps are thin strips along plate edges, so a surface that is
+        continuous but kinked along every edge is nearly invisible to them. On the synthetic
+        order-9 network the plates' corrections come back to 0.012 with 1e-2 and to 0.04 with
+        1e-6 (fit noise 0.01).
+
+    Returns
+    -------
+    BackgroundSolution
     """
     index = {pid: k for k, pid in enumerate(plate_ids)}
-    kept = [k for k, f in enumerate(fits) if f.plus in index and f.minus in index
-            and f.npixel > 0 and np.isfinite(f.c)]
-    usable = [fits[k] for k in kept]
+    kept = [k for k, d in enumerate(diffs) if d.plus in index and d.minus in index
+            and d.npixel > 0 and np.isfinite(d.c)]
+    usable = [diffs[k] for k in kept]
     system = _System(usable, index, scale, slopes)
     active = np.ones(len(usable), dtype=bool)
     rejected: list[int] = []
@@ -67,8 +102,8 @@ def solve_background(fits: Sequence, plate_ids: Sequence[int], scale: float,
         bad = active & (misfit > centre + reject * spread)
         if not bad.any():
             break
-        # A bad fit drags its neighbours' misfits up too: per pass, drop a fit only if no worse
-        # fit over the threshold shares a plate with it.
+        # A bad difference drags its neighbours' misfits up too: per pass, drop one only if no
+        # worse one over the threshold shares a plate with it.
         claimed: set[int] = set()
         for k in sorted(np.flatnonzero(bad), key=lambda k: -misfit[k]):
             plates = {int(system.plus[k]), int(system.minus[k])}
@@ -82,24 +117,24 @@ def solve_background(fits: Sequence, plate_ids: Sequence[int], scale: float,
 
 
 class _System:
-    """The weighted equations ``W (P q_plus - M q_minus - delta) = 0`` of every fit.
+    """The weighted equations ``W (P q_plus - M q_minus - delta) = 0`` of every difference.
 
     ``q = (c', a', b')``: level at the plate's reference point and slopes, in coordinates
     normalised by ``scale``.
     """
 
-    def __init__(self, fits, index, scale, slopes):
+    def __init__(self, diffs, index, scale, slopes):
         self.scale, self.slopes = scale, slopes
         self.npar = 3 if slopes else 1
         self.nplates = len(index)
-        nf = len(fits)
-        self.plus = np.array([index[f.plus] for f in fits], dtype=np.int64)
-        self.minus = np.array([index[f.minus] for f in fits], dtype=np.int64)
-        self.npix = np.array([float(f.npixel) for f in fits])
-        mean = np.array([[f.xcenter, f.ycenter] for f in fits]).reshape(nf, 2) / scale
-        lin = np.array([[[f.l11, f.l12], [f.l21, f.l22]] for f in fits]).reshape(nf, 2, 2)
-        crpix = np.array([[f.crpix1, f.crpix2] for f in fits]).reshape(nf, 2)
-        t = np.array([[f.t1, f.t2] for f in fits]).reshape(nf, 2)
+        nf = len(diffs)
+        self.plus = np.array([index[d.plus] for d in diffs], dtype=np.int64)
+        self.minus = np.array([index[d.minus] for d in diffs], dtype=np.int64)
+        self.npix = np.array([float(d.npixel) for d in diffs])
+        mean = np.array([[d.xcenter, d.ycenter] for d in diffs]).reshape(nf, 2) / scale
+        lin = np.array([[[d.l11, d.l12], [d.l21, d.l22]] for d in diffs]).reshape(nf, 2, 2)
+        crpix = np.array([[d.crpix1, d.crpix2] for d in diffs]).reshape(nf, 2)
+        t = np.array([[d.t1, d.t2] for d in diffs]).reshape(nf, 2)
         # x_minus = L x_plus + shift, with x = p - CRPIX on both sides
         shift = (np.einsum("fij,fj->fi", lin, crpix) + t - crpix) / scale
         # Each plate's reference point: the mean of its overlaps (in its own coordinates).
@@ -111,7 +146,7 @@ class _System:
         np.add.at(count, self.plus, 1)
         np.add.at(count, self.minus, 1)
         self.ref = ref / np.maximum(count, 1)[:, None]
-        self.delta = np.array([[f.c, f.a * scale, f.b * scale] for f in fits]).reshape(nf, 3)
+        self.delta = np.array([[d.c, d.a * scale, d.b * scale] for d in diffs]).reshape(nf, 3)
         if not slopes:
             level = self.delta[:, 0] + np.einsum("fi,fi->f", self.delta[:, 1:], mean)
             self.w = np.sqrt(self.npix)[:, None, None]
@@ -119,7 +154,7 @@ class _System:
             self.m = np.ones((nf, 1, 1))
             self.delta = level[:, None]
             return
-        cov = np.array([[[f.sxx, f.sxy], [f.sxy, f.syy]] for f in fits]).reshape(nf, 2, 2)
+        cov = np.array([[[d.sxx, d.sxy], [d.sxy, d.syy]] for d in diffs]).reshape(nf, 2, 2)
         second = np.empty((nf, 3, 3))
         second[:, 0, 0] = 1.0
         second[:, 0, 1:] = mean
@@ -166,7 +201,7 @@ class _System:
         return spla.spsolve(normal, matrix.T @ full_rhs)
 
     def misfit(self, q: np.ndarray) -> np.ndarray:
-        """RMS disagreement of each fit with the solution, over its overlap."""
+        """RMS disagreement of each difference with the solution, over its overlap."""
         npar = self.npar
         q = q.reshape(self.nplates, npar)
         e = (np.einsum("fij,fj->fi", self.p, q[self.plus])

@@ -5,10 +5,11 @@ Padded plates overlap along shared edges: on the plane for most pairs, one copy 
 cuts. :func:`overlap_pixels` finds the pixel pairs holding the same sky, by HEALPix index,
 whichever the case; :func:`fit_overlap` fits the plane ``z = a x + b y + c`` to
 ``plus - minus`` by least squares with sigma clipping (:func:`fit_plane_clipped`) in global
-plane coordinates ``x = p1 - CRPIX1``,
-``y = p2 - CRPIX2`` of the *plus* plate (0-based plane pixels, the 1-based all-sky CRPIX,
-Montage's convention), and records the affine map from plus to minus plane coordinates
-(identity, a shift, or a 90 degree turn) for the global solve.
+plane coordinates ``x = p1 - CRPIX1``, ``y = p2 - CRPIX2`` of the *plus* plate (0-based plane
+pixels, the 1-based all-sky CRPIX, Montage's convention), and records the affine map from plus
+to minus plane coordinates (identity, a shift, or a 90 degree turn) for the global solve: a
+:class:`DifferenceFit`, after Montage's mDiffFit. Plate arrays are ``[row, col]`` with ``col``
+along ``p1``.
 """
 
 from __future__ import annotations
@@ -23,13 +24,39 @@ from hipsluigi.geometry.sky import plate_plane_pixels
 
 
 @dataclass
-class OverlapFit:
-    """A fitted difference ``plus - minus`` (global plane pixel coordinates of *plus*).
+class DifferenceFit:
+    """The fitted difference ``plus - minus`` of two overlapping plates (one ``fitcombo.tbl``
+    row).
 
-    ``sxx, sxy, syy`` are the central second moments of the fitted pixels' coordinates;
-    ``l11 l12 l21 l22 t1 t2`` map plus plane pixels to minus plane pixels:
-    ``p_minus = L p_plus + t``. ``box*`` is the rectangle with the same first and second
-    moments (mBgModel's region).
+    Coordinates are global plane pixels of the *plus* plate, ``x = p1 - crpix1`` and
+    ``y = p2 - crpix2`` (0-based ``p``, 1-based all-sky ``crpix``); values are in data units.
+
+    Attributes
+    ----------
+    plus, minus : int
+        Plate ids (``platelist.tbl``).
+    a, b, c : float
+        The plane ``a x + b y + c`` fitted to ``plus - minus``.
+    crpix1, crpix2 : float
+        The all-sky CRPIX the coordinates are taken from.
+    xmin, xmax, ymin, ymax : int
+        Bounds of the fitted pixels' coordinates.
+    xcenter, ycenter : float
+        Mean of the fitted pixels' coordinates.
+    npixel : int
+        Number of fitted pixels (samples times ``stride**2``).
+    rms : float
+        RMS residual of the fitted pixels.
+    boxx, boxy, boxwidth, boxheight, boxang : float
+        The rectangle with the same first and second moments (mBgModel's region); angle in
+        degrees.
+    sxx, sxy, syy : float
+        Central second moments of the fitted pixels' coordinates.
+    l11, l12, l21, l22, t1, t2 : float
+        The map of plus plane pixels to minus plane pixels, ``p_minus = L p_plus + t``.
+    plus_profile, minus_profile : list or None
+        Rows ``[edge, bin, median diff, p1, p2]`` along each plate's edges
+        (:func:`edge_profile`).
     """
 
     plus: int
@@ -65,10 +92,11 @@ class OverlapFit:
     minus_profile: list | None = None
 
     def row(self) -> dict:
+        """Every field, by name (JSON-ready)."""
         return asdict(self)
 
     def montage_row(self) -> dict:
-        """The row without the edge profiles (table columns)."""
+        """The fields without the edge profiles (the ``fitcombo.tbl`` columns)."""
         row = self.row()
         row.pop("plus_profile")
         row.pop("minus_profile")
@@ -76,8 +104,21 @@ class OverlapFit:
 
 
 def ring_stride(grid: PlateGrid, samples: float = 2e6) -> int:
-    """Sampling step that keeps a plate's overlap ring (two paddings wide) near ``samples``
-    pixels: all of them for small plates, every 6th pixel a side at order 9."""
+    """Sampling step of the overlap ring of a plate.
+
+    Parameters
+    ----------
+    grid : PlateGrid
+        The padded plate grid.
+    samples : float, optional
+        Wanted number of pixels in the ring (two paddings wide).
+
+    Returns
+    -------
+    int
+        The step, in pixels along each axis, that keeps the ring near ``samples`` pixels: 1
+        (all of them) for small plates, 6 at order 9 with 512-pixel tiles.
+    """
     ring = 4 * grid.shape(padded=True)[0] * 4 * grid.pad
     return max(1, int(np.ceil(np.sqrt(ring / samples))))
 
@@ -102,11 +143,23 @@ def overlap_pixels(grid: PlateGrid, plus: tuple[int, int], minus: tuple[int, int
                    stride: int = 1) -> tuple[np.ndarray, ...]:
     """Pixel pairs of two padded plates that hold the same sky.
 
-    Returns ``(rows_plus, cols_plus, rows_minus, cols_minus, how)``: array indices into each
-    padded plate, and a label of how each pair was found (which plate's padding was unfolded
-    across a polar cut and which wrap shift was applied); pairs with one label share one
-    exact plus-to-minus map. Only pixels within two paddings of a plate's border can be
-    shared; they are sampled every ``stride`` pixels (all of them with ``stride = 1``).
+    Parameters
+    ----------
+    grid : PlateGrid
+        The padded plate grid.
+    plus, minus : (int, int)
+        The plates ``(i, j)``.
+    stride : int, optional
+        Only pixels within two paddings of a plate's border can be shared; they are sampled
+        every ``stride`` pixels along each axis (all of them with ``stride = 1``).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(rows_plus, cols_plus, rows_minus, cols_minus, how)``: 0-based array indices into
+        each padded plate, and a label of how each pair was found (which plate's padding was
+        unfolded across a polar cut and which wrap shift was applied); pairs with one label
+        share one exact plus-to-minus map.
     """
     width = 2 * grid.pad
     side = grid.shape(padded=True)[0]
@@ -143,12 +196,29 @@ def overlap_pixels(grid: PlateGrid, plus: tuple[int, int], minus: tuple[int, int
 
 def fit_plane_clipped(x: np.ndarray, y: np.ndarray, z: np.ndarray, iterations: int = 10,
                       clip: float = 3.0) -> tuple[np.ndarray, float, np.ndarray]:
-    """Least-squares plane ``(a, b, c)`` of ``z`` with sigma clipping.
+    """Least-squares plane ``z = a x + b y + c`` with sigma clipping.
 
     Each pass fits the kept pixels and keeps those within ``clip`` robust sigmas (1.4826 MAD of
     all residuals) of the plane, until the kept set stops changing. (mFitplane's rule,
     2 x the rms of the kept pixels, recomputed every pass, shrinks the set pass after pass even
-    for Gaussian noise.) Returns the plane, the rms of the kept pixels and the kept mask.
+    for Gaussian noise.)
+
+    Parameters
+    ----------
+    x, y : numpy.ndarray
+        Coordinates (any unit; the plane's slopes are per that unit).
+    z : numpy.ndarray
+        Values; NaN ones are left out.
+    iterations : int, optional
+        At most this many passes.
+    clip : float, optional
+        Rejection threshold in robust sigmas.
+
+    Returns
+    -------
+    tuple
+        ``(plane, rms, keep)``: ``array([a, b, c])``, the rms residual of the kept pixels and
+        the boolean mask of the kept pixels.
     """
     keep = np.isfinite(z)
     # Centre and scale the coordinates for a well-conditioned solve.
@@ -173,11 +243,27 @@ def fit_plane_clipped(x: np.ndarray, y: np.ndarray, z: np.ndarray, iterations: i
 
 def fit_overlap(grid: PlateGrid, plus: tuple[int, int], minus: tuple[int, int],
                 plus_data: np.ndarray, minus_data: np.ndarray, plus_id: int, minus_id: int,
-                stride: int = 1) -> OverlapFit | None:
-    """Fit ``plus - minus`` over the plates' shared sky; None if they share fewer than 3 pixels.
+                stride: int = 1) -> DifferenceFit | None:
+    """Fit the difference ``plus - minus`` of two padded plates over their shared sky.
 
-    ``plus_data``/``minus_data`` are the padded plate arrays (``[row, col]``; memory maps are
-    fine: only the overlap is read).
+    Parameters
+    ----------
+    grid : PlateGrid
+        The padded plate grid.
+    plus, minus : (int, int)
+        The plates ``(i, j)``.
+    plus_data, minus_data : numpy.ndarray
+        The padded plate arrays ``[row, col]`` (memory maps are fine: only the overlap is
+        read).
+    plus_id, minus_id : int
+        The plates' ids, recorded in the fit.
+    stride : int, optional
+        Sampling step of the overlap (:func:`ring_stride`).
+
+    Returns
+    -------
+    DifferenceFit or None
+        The fit, or None if the plates share fewer than 3 finite pixels.
     """
     rp, cp, rm, cm, how = overlap_pixels(grid, plus, minus, stride)
     if len(rp) < 3:
@@ -213,7 +299,7 @@ def fit_overlap(grid: PlateGrid, plus: tuple[int, int], minus: tuple[int, int],
     cov = np.cov(np.stack([xk, yk]), bias=True) if len(xk) > 1 else np.zeros((2, 2))
     evals, evecs = np.linalg.eigh(cov)
     angle = float(np.degrees(np.arctan2(evecs[1, 1], evecs[0, 1])))
-    return OverlapFit(
+    return DifferenceFit(
         plus=plus_id, minus=minus_id, a=float(plane[0]), b=float(plane[1]),
         c=float(plane[2]), crpix1=crpix, crpix2=crpix,
         xmin=int(np.floor(xk.min())), xmax=int(np.ceil(xk.max())),
@@ -235,8 +321,22 @@ EDGE_BINS = 64
 
 def edge_of(grid: PlateGrid, rows: np.ndarray, cols: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest edge of the unpadded plate (0 bottom, 1 top, 2 left, 3 right) and the position
-    along it (0-based unpadded pixel), for padded-array indices ``(rows, cols)``."""
+    """The nearest edge of the unpadded plate to padded-plate pixels, and where along it.
+
+    Parameters
+    ----------
+    grid : PlateGrid
+        The padded plate grid.
+    rows, cols : numpy.ndarray
+        0-based indices into the padded plate array.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(edge, along)``: 0 bottom (first row), 1 top (last row), 2 left (first column),
+        3 right (last column); and the 0-based unpadded pixel along that edge (a column for
+        edges 0 and 1, a row for 2 and 3), clipped to the plate.
+    """
     side = grid.plate_side
     r = rows - grid.pad
     c = cols - grid.pad
@@ -247,8 +347,25 @@ def edge_of(grid: PlateGrid, rows: np.ndarray, cols: np.ndarray
 
 
 def edge_profile(grid: PlateGrid, rows, cols, z, p1, p2) -> list:
-    """Median of ``z`` per (edge, bin) of one plate: rows ``[edge, bin, median z, p1, p2]``
-    with the mean plane pixel of the bin's samples."""
+    """Median of a difference along each edge of one plate, in :data:`EDGE_BINS` bins an edge.
+
+    Parameters
+    ----------
+    grid : PlateGrid
+        The padded plate grid.
+    rows, cols : numpy.ndarray
+        0-based indices of the samples in the padded plate array.
+    z : numpy.ndarray
+        The difference at the samples.
+    p1, p2 : numpy.ndarray
+        0-based plane pixels of the samples.
+
+    Returns
+    -------
+    list
+        Rows ``[edge, bin, median z, p1, p2]`` (:func:`edge_of` numbering; ``p1, p2`` the mean
+        plane pixel of the bin's samples) for every bin with at least 3 samples.
+    """
     edge, along = edge_of(grid, rows, cols)
     binw = max(1, grid.plate_side // EDGE_BINS)
     key = edge * EDGE_BINS + np.minimum(along // binw, EDGE_BINS - 1)

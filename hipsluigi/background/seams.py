@@ -23,12 +23,26 @@ def _plane(q: tuple[float, float, float], p1, p2, crpix: float):
     return a * (p1 - crpix) + b * (p2 - crpix) + c
 
 
-def edge_fields(fits: Sequence, planes: dict[int, tuple[float, float, float]],
+def edge_fields(diffs: Sequence, planes: dict[int, tuple[float, float, float]],
                 crpix: float) -> dict[int, np.ndarray]:
-    """``{plate id: (4, EDGE_BINS) array}`` of edge corrections (NaN where no overlap).
+    """The edge corrections of every plate: each takes half of what the planes leave.
 
-    ``fits`` carry ``plus_profile``/``minus_profile`` rows ``[edge, bin, median diff, p1, p2]``
-    and the plus-to-minus map ``l11 l12 l21 l22 t1 t2``.
+    Parameters
+    ----------
+    diffs : sequence
+        :class:`~hipsluigi.background.overlap.DifferenceFit`-like records: ``plus``,
+        ``minus``, the ``plus_profile``/``minus_profile`` rows ``[edge, bin, median diff, p1,
+        p2]`` and the plus-to-minus map ``l11 l12 l21 l22 t1 t2``.
+    planes : dict of int to (float, float, float)
+        The background model's planes ``(a, b, c)`` (see :func:`correct_plate`).
+    crpix : float
+        The all-sky CRPIX of the planes (1-based).
+
+    Returns
+    -------
+    dict of int to numpy.ndarray
+        Plate id -> ``(4, EDGE_BINS)`` corrections, data units (edges numbered as in
+        :func:`~hipsluigi.background.overlap.edge_of`), NaN where no overlap.
     """
     sums: dict[int, np.ndarray] = {}
     counts: dict[int, np.ndarray] = {}
@@ -37,32 +51,46 @@ def edge_fields(fits: Sequence, planes: dict[int, tuple[float, float, float]],
         sums.setdefault(pid, np.zeros((4, EDGE_BINS)))[edge, k] += value
         counts.setdefault(pid, np.zeros((4, EDGE_BINS)))[edge, k] += 1
 
-    for f in fits:
-        if f.plus not in planes or f.minus not in planes:
+    for d in diffs:
+        if d.plus not in planes or d.minus not in planes:
             continue
-        lin = np.array([[f.l11, f.l12], [f.l21, f.l22]])
-        shift = np.array([f.t1, f.t2])
+        lin = np.array([[d.l11, d.l12], [d.l21, d.l22]])
+        shift = np.array([d.t1, d.t2])
         inv = np.linalg.inv(lin)
-        for edge, k, z, p1, p2 in f.plus_profile or ():
+        for edge, k, z, p1, p2 in d.plus_profile or ():
             m1, m2 = lin @ np.array([p1, p2]) + shift
-            r = z - (_plane(planes[f.plus], p1, p2, crpix)
-                     - _plane(planes[f.minus], m1, m2, crpix))
-            add(f.plus, int(edge), int(k), r / 2)
-        for edge, k, z, m1, m2 in f.minus_profile or ():
+            r = z - (_plane(planes[d.plus], p1, p2, crpix)
+                     - _plane(planes[d.minus], m1, m2, crpix))
+            add(d.plus, int(edge), int(k), r / 2)
+        for edge, k, z, m1, m2 in d.minus_profile or ():
             p1, p2 = inv @ (np.array([m1, m2]) - shift)
-            r = z - (_plane(planes[f.plus], p1, p2, crpix)
-                     - _plane(planes[f.minus], m1, m2, crpix))
-            add(f.minus, int(edge), int(k), -r / 2)
+            r = z - (_plane(planes[d.plus], p1, p2, crpix)
+                     - _plane(planes[d.minus], m1, m2, crpix))
+            add(d.minus, int(edge), int(k), -r / 2)
     with np.errstate(invalid="ignore"):
         return {pid: sums[pid] / np.where(counts[pid] > 0, counts[pid], np.nan)
                 for pid in sums}
 
 
 def edge_curve(values: np.ndarray, side: int, smooth: int = 3) -> np.ndarray:
-    """Per-pixel profile along an edge (``side`` pixels) from its bins; NaN bins interpolated,
-    zero if the edge has no data. A running mean over ``smooth`` bins damps the bins' noise
-    (each bin is a median of a few hundred differences); the mismatch itself varies on the
-    plate's scale."""
+    """The per-pixel profile along one edge from its binned values.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The edge's bins (NaN where no data), evenly spread along it.
+    side : int
+        Pixels along the edge.
+    smooth : int, optional
+        A running mean over this many bins damps the bins' noise (each bin is a median of a
+        few hundred differences); the mismatch itself varies on the plate's scale.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(side,)``: the bins interpolated linearly to the pixels (NaN bins filled the same
+        way), zero if the edge has no data.
+    """
     good = np.isfinite(values)
     if not good.any():
         return np.zeros(side)
@@ -78,10 +106,28 @@ def edge_curve(values: np.ndarray, side: int, smooth: int = 3) -> np.ndarray:
 
 def correct_plate(plate: np.ndarray, origin: tuple[int, int], plane: tuple[float, float, float],
                   edges: np.ndarray | None, crpix: float) -> np.ndarray:
-    """An unpadded square plate ``[row, col]`` less its background: the plane
-    ``a (p1 - crpix) + b (p2 - crpix) + c`` at plane pixels ``p1 = origin[0] + col``,
-    ``p2 = origin[1] + row`` (mBackground's convention), and the seam field of its edge
-    corrections ``edges`` (:func:`coons_patch`) when there are any. Returns float32."""
+    """An unpadded square plate less its background.
+
+    Parameters
+    ----------
+    plate : numpy.ndarray
+        The plate ``[row, col]``.
+    origin : (int, int)
+        0-based plane pixel ``(p1, p2)`` of ``plate[0, 0]``.
+    plane : (float, float, float)
+        ``(a, b, c)``: the plane ``a (p1 - crpix) + b (p2 - crpix) + c`` at plane pixels
+        ``p1 = origin[0] + col``, ``p2 = origin[1] + row`` (mBackground's convention).
+    edges : numpy.ndarray or None
+        The plate's edge corrections (:func:`edge_fields`), subtracted as the seam field of
+        :func:`coons_patch`; None for none.
+    crpix : float
+        The all-sky CRPIX (1-based).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, the shape of ``plate``.
+    """
     rows, cols = plate.shape
     p1 = np.arange(cols) + origin[0]
     p2 = np.arange(rows) + origin[1]
@@ -92,8 +138,24 @@ def correct_plate(plate: np.ndarray, origin: tuple[int, int], plane: tuple[float
 
 
 def coons_patch(edges: np.ndarray, side: int) -> np.ndarray:
-    """Field over a ``side x side`` plate ``[row, col]`` from edge profiles ``(4, nbins)``:
-    0 bottom (row 0), 1 top (last row), 2 left (column 0), 3 right (last column)."""
+    """The smooth field over a plate that takes given profiles along its four edges.
+
+    Bilinear (Coons) blending of the four edge curves (:func:`edge_curve`): exact on the
+    edges, smooth inside.
+
+    Parameters
+    ----------
+    edges : numpy.ndarray
+        ``(4, nbins)`` binned profiles: 0 bottom (row 0), 1 top (last row), 2 left (column 0),
+        3 right (last column).
+    side : int
+        Plate side, in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(side, side)`` field ``[row, col]``.
+    """
     bottom, top, left, right = (edge_curve(edges[k], side) for k in range(4))
     t = np.linspace(0.0, 1.0, side)
     u = t[None, :]  # along columns

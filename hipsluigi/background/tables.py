@@ -5,20 +5,19 @@ Column names are Montage's, so that Montage's own mBgModel reads ``images.tbl`` 
 crpix1 crpix2 xmin xmax ymin ymax xcenter ycenter npixel rms boxx boxy boxwidth boxheight
 boxang``) and mBackground applies ``corrections.tbl`` (``id a b c``: the plane subtracted).
 ``cntr`` is the row number, as mBgModel indexes images by it; ``fname`` is the bare plate file
-name, which mBgModel parses. hipsluigi's extra columns (moments, the plus-to-minus map, the
-storage bin) follow Montage's and are ignored by it.
+name, which mBgModel parses. hipsluigi's extra columns (plate names and indices and paths in
+``images.tbl``; moments and the plus-to-minus map in ``fitcombo.tbl``) follow Montage's and are
+ignored by it. The tables are built here; reading and writing them is the pipeline's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from astropy.table import Table
 
-from hipsluigi.background.overlap import OverlapFit
+from hipsluigi.background.overlap import DifferenceFit
 
 MONTAGE_FIT_COLUMNS = ("plus", "minus", "a", "b", "c", "crpix1", "crpix2", "xmin", "xmax",
                        "ymin", "ymax", "xcenter", "ycenter", "npixel", "rms", "boxx", "boxy",
@@ -27,7 +26,24 @@ MONTAGE_FIT_COLUMNS = ("plus", "minus", "a", "b", "c", "crpix1", "crpix2", "xmin
 
 def images_table(plates: Sequence[tuple[int, int]], headers: Sequence, paths: Sequence[str]
                  ) -> Table:
-    """``images.tbl`` rows for padded plate mosaics (``headers``: their FITS headers)."""
+    """``images.tbl``: one row per padded plate mosaic.
+
+    Parameters
+    ----------
+    plates : sequence of (int, int)
+        The plates ``(i, j)``.
+    headers : sequence of astropy.io.fits.Header
+        Their FITS headers (WCS keywords).
+    paths : sequence of str
+        Their files.
+
+    Returns
+    -------
+    astropy.table.Table
+        Columns ``cntr`` (row number), ``ctype1 ctype2 naxis1 naxis2 crval1 crval2 crpix1
+        crpix2`` (from the headers), ``plate i j`` and ``fname`` (``plate_II_JJ.fits``),
+        ``path``.
+    """
     from hipsluigi.geometry.platelist import plate_name
 
     return Table({
@@ -48,9 +64,20 @@ def images_table(plates: Sequence[tuple[int, int]], headers: Sequence, paths: Se
     })
 
 
-def fits_table(fits: Sequence[OverlapFit]) -> Table:
-    """``fitcombo.tbl``: one row per overlap fit, Montage's columns first."""
-    rows = [f.montage_row() for f in fits]
+def fitcombo_table(diffs: Sequence[DifferenceFit]) -> Table:
+    """``fitcombo.tbl``: one row per fitted plate difference.
+
+    Parameters
+    ----------
+    diffs : sequence of DifferenceFit
+        The fitted plate differences (their edge profiles are left out).
+
+    Returns
+    -------
+    astropy.table.Table
+        Montage's columns (:data:`MONTAGE_FIT_COLUMNS`) first, then hipsluigi's.
+    """
+    rows = [diff.montage_row() for diff in diffs]
     names = list(MONTAGE_FIT_COLUMNS) + [k for k in (rows[0] if rows else {})
                                          if k not in MONTAGE_FIT_COLUMNS]
     if not rows:
@@ -58,30 +85,23 @@ def fits_table(fits: Sequence[OverlapFit]) -> Table:
     return Table(rows=[[r[k] for k in names] for r in rows], names=names)
 
 
-def read_fits_table(path: str | Path) -> list:
-    """Rows of ``fitcombo.tbl`` as attribute records (what the solver takes)."""
-    table = Table.read(str(path), format="ascii.ipac")
-    return [SimpleNamespace(**{k: row[k].item() for k in table.colnames}) for row in table]
-
-
 def corrections_table(planes: dict[int, tuple[float, float, float]],
                       names: dict[int, str]) -> Table:
-    """``corrections.tbl``: ``id a b c`` (and the plate name), sorted by id."""
+    """``corrections.tbl``: the plane subtracted from each plate.
+
+    Parameters
+    ----------
+    planes : dict of int to (float, float, float)
+        Plate id -> ``(a, b, c)``: the plane ``a x + b y + c`` in global plane pixels about the
+        all-sky CRPIX (Montage's convention, see :mod:`hipsluigi.background.model`).
+    names : dict of int to str
+        Plate id -> plate name.
+
+    Returns
+    -------
+    astropy.table.Table
+        Columns ``id a b c plate``, sorted by id.
+    """
     ids = sorted(planes)
     return Table({"id": ids, "a": [planes[k][0] for k in ids], "b": [planes[k][1] for k in ids],
                   "c": [planes[k][2] for k in ids], "plate": [names[k] for k in ids]})
-
-
-def read_corrections(path: str | Path) -> dict[int, tuple[float, float, float]]:
-    table = Table.read(str(path), format="ascii.ipac")
-    return {int(r["id"]): (float(r["a"]), float(r["b"]), float(r["c"])) for r in table}
-
-
-def write_table(table: Table, path: str | Path) -> None:
-    """Write an IPAC table atomically (double precision kept)."""
-    from hipsluigi.storage import write_atomic
-
-    for name in table.colnames:
-        if table[name].dtype.kind == "f":
-            table[name].info.format = ".10g"
-    write_atomic(Path(path), lambda tmp: table.write(str(tmp), format="ascii.ipac"))

@@ -1,4 +1,10 @@
-"""Celestial frames: HiPS frame names, WCS axis types and rotations between frames."""
+"""Celestial frames: HiPS frame names, WCS axis types and rotations between frames.
+
+"Frame" means a celestial reference frame throughout hipsluigi (galactic, equatorial = ICRS);
+a survey's input pictures are "images". Angles are degrees unless a name says otherwise; unit
+vectors are ``(..., 3)`` arrays ``(x, y, z)`` with ``x`` towards longitude 0 on the equator and
+``z`` towards the north pole of their frame.
+"""
 
 from __future__ import annotations
 
@@ -16,20 +22,54 @@ HIPS_FRAMES = {
 
 
 def check_frame(frame: str) -> str:
-    """Return ``frame`` if hipsluigi can build a map in it, else raise ``ValueError``."""
+    """Check a HiPS frame name.
+
+    Parameters
+    ----------
+    frame : str
+        A HiPS ``hips_frame`` value.
+
+    Returns
+    -------
+    str
+        ``frame``, if hipsluigi can build a map in it (a key of :data:`HIPS_FRAMES`).
+
+    Raises
+    ------
+    ValueError
+        Otherwise.
+    """
     if frame not in HIPS_FRAMES:
         raise ValueError(f"frame must be one of {sorted(HIPS_FRAMES)}, got {frame!r}")
     return frame
 
 
 def ctypes_for(frame: str, projection: str = "HPX") -> tuple[str, str, str]:
-    """``(CTYPE1, CTYPE2, RADESYS)`` for a HiPS frame name and a projection code."""
+    """The WCS axis types of a HiPS frame in a projection.
+
+    Parameters
+    ----------
+    frame : str
+        HiPS frame name.
+    projection : str, optional
+        Three-letter WCS projection code.
+
+    Returns
+    -------
+    tuple of str
+        ``(CTYPE1, CTYPE2, RADESYS)``, RADESYS empty for galactic.
+
+    Raises
+    ------
+    ValueError
+        For an unknown frame.
+    """
     lon, lat, radesys, _ = HIPS_FRAMES[check_frame(frame)]
     return f"{lon}-{projection}", f"{lat}-{projection}", radesys
 
 
 def astropy_frame(frame: str):
-    """The astropy frame object of a HiPS frame name."""
+    """The astropy frame object of a HiPS frame name (raises ``ValueError`` if unknown)."""
     return HIPS_FRAMES[check_frame(frame)][3]
 
 
@@ -61,9 +101,19 @@ def _rotation(from_frame, to_frame) -> np.ndarray:
 
 
 def rotation_matrix(from_frame, to_frame) -> np.ndarray:
-    """3x3 matrix ``R`` with ``v_to = R @ v_from`` for unit vectors (no aberration, no epoch).
+    """The rotation between two celestial frames (no aberration, no epoch).
 
     Frames without extra attributes (ICRS, Galactic, FK5 J2000 ...) are cached by name.
+
+    Parameters
+    ----------
+    from_frame, to_frame : astropy.coordinates.BaseCoordinateFrame
+        The frames.
+
+    Returns
+    -------
+    numpy.ndarray
+        3x3 matrix ``R`` with ``v_to = R @ v_from`` for unit vectors.
     """
     if not from_frame.frame_attributes and not to_frame.frame_attributes:
         return _rotation_cached(from_frame.name, to_frame.name)
@@ -71,7 +121,18 @@ def rotation_matrix(from_frame, to_frame) -> np.ndarray:
 
 
 def lonlat_to_vec(lon_deg: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
-    """Unit vectors, shape ``(..., 3)``, from longitude and latitude in degrees."""
+    """Unit vectors from longitude and latitude.
+
+    Parameters
+    ----------
+    lon_deg, lat_deg : array_like
+        Degrees (broadcast together).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(..., 3)`` unit vectors.
+    """
     lon = np.radians(lon_deg)
     lat = np.radians(lat_deg)
     cos_lat = np.cos(lat)
@@ -79,7 +140,18 @@ def lonlat_to_vec(lon_deg: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
 
 
 def vec_to_lonlat(vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Longitude in [0, 360) and latitude, degrees, from unit vectors of shape ``(..., 3)``."""
+    """Longitude and latitude of unit vectors.
+
+    Parameters
+    ----------
+    vec : numpy.ndarray
+        ``(..., 3)`` unit vectors.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(lon, lat)`` in degrees, ``lon`` in [0, 360).
+    """
     lon = np.degrees(np.arctan2(vec[..., 1], vec[..., 0])) % 360.0
     lat = np.degrees(np.arcsin(np.clip(vec[..., 2], -1.0, 1.0)))
     return lon, lat

@@ -1,6 +1,6 @@
 """The all-sky HPX plane: pixels, faces, NESTED indices and WCS headers.
 
-Conventions used throughout hipsluigi:
+Conventions used throughout hipsluigi (``docs/design.md``, "HPX geometry"):
 
 * A map of tile order ``k`` and tile width ``w`` has pixel order ``k + log2(w)`` and
   ``N = w * 2**k`` pixels along a HEALPix face side ("nside" of the pixels). The all-sky plane
@@ -53,7 +53,7 @@ _SPREAD = (
 
 
 def spread_bits(v: np.ndarray) -> np.ndarray:
-    """Move bit ``b`` of each (up to 32-bit) integer to bit ``2b``."""
+    """Move bit ``b`` of each (up to 32-bit) non-negative integer to bit ``2b`` (int64)."""
     v = np.asarray(v, dtype=np.int64) & 0xFFFFFFFF
     for shift, mask in _SPREAD:
         v = (v | (v << shift)) & mask
@@ -61,7 +61,7 @@ def spread_bits(v: np.ndarray) -> np.ndarray:
 
 
 def compact_bits(v: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`spread_bits`: keep the even bits and pack them together."""
+    """Inverse of :func:`spread_bits`: keep the even bits and pack them together (int64)."""
     v = np.asarray(v, dtype=np.int64) & 0x5555555555555555
     v = (v | (v >> 1)) & 0x3333333333333333
     v = (v | (v >> 2)) & 0x0F0F0F0F0F0F0F0F
@@ -72,7 +72,25 @@ def compact_bits(v: np.ndarray) -> np.ndarray:
 
 
 def face_side(order: int, tile_width: int) -> int:
-    """Pixels along a face side, ``N = tile_width * 2**order``."""
+    """Pixels along a HEALPix face side.
+
+    Parameters
+    ----------
+    order : int
+        HiPS tile order (>= 0).
+    tile_width : int
+        Tile width in pixels (a power of 2).
+
+    Returns
+    -------
+    int
+        ``N = tile_width * 2**order``, the nside of the map's pixels.
+
+    Raises
+    ------
+    ValueError
+        For a negative order or a tile width that is not a power of 2.
+    """
     _check_tile_width(tile_width)
     if order < 0:
         raise ValueError(f"order must be >= 0, got {order}")
@@ -85,11 +103,23 @@ def _check_tile_width(tile_width: int) -> None:
 
 
 def plane_to_nested(p1: np.ndarray, p2: np.ndarray, nside: int) -> np.ndarray:
-    """NESTED index (at ``nside``) of plane pixels ``(p1, p2)``; -1 where off the sky.
+    """NESTED HEALPix index of plane pixels.
 
     Works on the pixel grid (``nside = N``) and on the tile grid (``nside = 2**order``) alike.
-    Pixels outside ``[0, 5*nside)`` (plate padding beyond the plane's edge) are placed by the
-    plane's ``(4N, 4N)`` periodicity.
+
+    Parameters
+    ----------
+    p1, p2 : array_like of int
+        0-based plane pixels, ``p1`` the column and ``p2`` the row. Pixels outside
+        ``[0, 5*nside)`` (plate padding beyond the plane's edge) are placed by the plane's
+        ``(4N, 4N)`` periodicity.
+    nside : int
+        HEALPix nside of the grid.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 NESTED indices at ``nside``; -1 where off the sky.
     """
     p1 = np.asarray(p1, dtype=np.int64)
     p2 = np.asarray(p2, dtype=np.int64)
@@ -110,7 +140,25 @@ def plane_to_nested(p1: np.ndarray, p2: np.ndarray, nside: int) -> np.ndarray:
 
 
 def nested_to_plane(nest: np.ndarray, nside: int) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical plane position ``(p1, p2)`` of NESTED indices (face 6 in cell (0, 0))."""
+    """Canonical plane position of NESTED indices (face 6 in cell (0, 0)).
+
+    Parameters
+    ----------
+    nest : array_like of int
+        NESTED indices at ``nside``.
+    nside : int
+        HEALPix nside.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(p1, p2)``: 0-based plane column and row.
+
+    Raises
+    ------
+    ValueError
+        For an index outside ``0 .. 12 nside**2 - 1``.
+    """
     nest = np.asarray(nest, dtype=np.int64)
     if np.any((nest < 0) | (nest >= 12 * nside * nside)):
         raise ValueError(f"NESTED index out of range for nside {nside}")
@@ -125,8 +173,11 @@ def nested_to_plane(nest: np.ndarray, nside: int) -> tuple[np.ndarray, np.ndarra
 
 
 def plane_crpix(nside: int) -> float:
-    """CRPIX1 = CRPIX2 (1-based) of the all-sky ``5N x 5N`` plane: its centre, the reference
-    point (0, 0) of the HPX projection. Montage's background planes use ``x = p1 - CRPIX1``."""
+    """CRPIX1 = CRPIX2 (1-based) of the all-sky ``5N x 5N`` plane, ``(5N + 1) / 2``.
+
+    The plane's centre, the reference point (0, 0) of the HPX projection. Montage's background
+    planes use ``x = p1 - CRPIX1`` with 0-based ``p1``.
+    """
     return (5 * nside + 1) / 2
 
 
@@ -136,8 +187,24 @@ def plane_wcs_header(
 ) -> fits.Header:
     """WCS header of the all-sky HPX plane (or of a sub-image of it).
 
-    ``crpix_shift`` is the 0-based plane pixel ``(p1, p2)`` that becomes the sub-image's first
-    pixel; ``naxis`` its ``(NAXIS1, NAXIS2)``; by default the whole ``5N x 5N`` plane.
+    Parameters
+    ----------
+    order : int
+        HiPS tile order.
+    tile_width : int
+        Tile width in pixels.
+    frame : str, optional
+        HiPS frame.
+    crpix_shift : (int, int), optional
+        The 0-based plane pixel ``(p1, p2)`` that becomes the sub-image's first pixel.
+    naxis : (int, int), optional
+        The sub-image's ``(NAXIS1, NAXIS2)``; by default the whole ``5N x 5N`` plane.
+
+    Returns
+    -------
+    astropy.io.fits.Header
+        HPX WCS with ``CD = (45/N) [[-1, -1], [+1, -1]]`` degrees per pixel (see the module
+        docstring).
     """
     n = face_side(order, tile_width)
     ctype1, ctype2, radesys = ctypes_for(frame)
@@ -158,15 +225,42 @@ def plane_wcs_header(
 
 
 def tile_plane_position(order: int, npix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Tile-grid column and row ``(tc, tr)`` of tiles ``npix`` at tile order ``order``.
+    """Tile-grid column and row of tiles.
 
-    The tile's lower-left plane pixel is ``(tc * w, tr * w)``.
+    Parameters
+    ----------
+    order : int
+        HiPS tile order.
+    npix : array_like of int
+        NESTED tile indices.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(tc, tr)``: the tile's first plane pixel is ``(p1, p2) = (tc * w, tr * w)``.
     """
     return nested_to_plane(npix, 1 << order)
 
 
 def tile_header(order: int, npix: int, tile_width: int, frame: str = "galactic") -> fits.Header:
-    """Header of the standard FITS tile ``npix`` at ``order`` (HPX WCS, NAXIS = tile_width)."""
+    """Header of the standard FITS tile ``npix`` at ``order``.
+
+    Parameters
+    ----------
+    order : int
+        HiPS order.
+    npix : int
+        NESTED tile index.
+    tile_width : int
+        Tile width in pixels.
+    frame : str, optional
+        HiPS frame.
+
+    Returns
+    -------
+    astropy.io.fits.Header
+        The tile's HPX WCS (NAXIS1 = NAXIS2 = ``tile_width``), ORDER and NPIX.
+    """
     tc, tr = tile_plane_position(order, np.array(npix))
     header = plane_wcs_header(
         order, tile_width, frame,
@@ -179,7 +273,22 @@ def tile_header(order: int, npix: int, tile_width: int, frame: str = "galactic")
 
 
 def tile_relpath(order: int, npix: int, ext: str) -> str:
-    """Path of a tile inside a HiPS: ``Norder{k}/Dir{D}/Npix{N}.{ext}``, D = 10000*(N//10000)."""
+    """Path of a tile inside a HiPS: ``Norder{k}/Dir{D}/Npix{N}.{ext}``, D = 10000*(N//10000).
+
+    Parameters
+    ----------
+    order : int
+        HiPS order ``k``.
+    npix : int
+        NESTED tile index ``N``.
+    ext : str
+        File extension without the dot (``fits``, ``png``).
+
+    Returns
+    -------
+    str
+        The path relative to the HiPS folder.
+    """
     return f"Norder{order}/Dir{(npix // 10000) * 10000}/Npix{npix}.{ext}"
 
 
@@ -190,9 +299,21 @@ def unfold_across_cuts(p1: np.ndarray, p2: np.ndarray, cell_i: int, cell_j: int,
     A polar face's cell touches off-sky cells along two edges that are polar cuts; on the sky,
     what lies beyond such an edge is the next polar face, reached by a 90 degree turn about the
     cut's corner at the pole end (Calabretta & Roukema 2007). This maps plane pixels in those
-    off-sky strips (the padding of a plate) to the plane pixels holding that sky. Returns the
-    moved ``(p1, p2)``; pixels not beyond a cut of this cell are returned unchanged. 0-based
-    plane pixels; the pixel centre is ``p + 0.5``.
+    off-sky strips (the padding of a plate) to the plane pixels holding that sky.
+
+    Parameters
+    ----------
+    p1, p2 : array_like of int
+        0-based plane pixels (column, row); a pixel's centre is at ``p + 0.5``.
+    cell_i, cell_j : int
+        The face cell ``(I, J)`` the pixels are padding of.
+    nside : int
+        HEALPix nside of the pixel grid.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The moved ``(p1, p2)``, int64; pixels not beyond a cut of this cell are unchanged.
     """
     p1 = np.asarray(p1, dtype=np.int64)
     p2 = np.asarray(p2, dtype=np.int64)

@@ -1,15 +1,13 @@
-"""``platelist.tbl``: the on-sky plates, their storage bins and their submission order.
+"""``platelist.tbl``: the on-sky plates, their storage units and their submission order.
 
 As mHPXPlateList (2020, ``-s nstorage``): ``id`` numbers the on-sky plates from 0 in i-major
-order; ``bin = id * nstorage // count`` gives each storage unit a contiguous run of plates
-(balanced within one plate); rows are written round-robin across bins (first plate of bin 0,
-first of bin 1, ..., second of bin 0, ...), so that jobs started in table order spread their I/O
-over all units. IPAC ASCII, Montage's column names: ``id plate i j bin``.
+order; ``unit = id * nstorage // count`` gives each storage unit a contiguous run of plates
+(balanced within one plate); rows are listed round-robin across units (first plate of unit 0,
+first of unit 1, ..., second of unit 0, ...), so that jobs started in table order spread their
+I/O over all units. Columns ``id plate i j unit`` (Montage's ``bin`` is named ``unit`` here).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
@@ -26,7 +24,9 @@ def plate_name(i: int, j: int) -> str:
 def plate_list(grid: PlateGrid, nstorage: int, region: Region | None = None) -> Table:
     """The plate list as a Table in submission (round-robin) order.
 
-    Columns ``id, plate, i, j, bin``; meta keywords ``order`` and ``nplate``.
+    Columns ``id, plate, i, j, unit``; meta keywords ``order``, ``nplate``, ``naxis`` (plate
+    side in pixels) and ``total`` (side of the all-sky plane). ``i, j`` are 0-based plate
+    indices, ``i`` along the plane's x axis.
     """
     if nstorage < 1:
         raise ValueError(f"need at least one storage unit, got {nstorage}")
@@ -36,9 +36,9 @@ def plate_list(grid: PlateGrid, nstorage: int, region: Region | None = None) -> 
     if count == 0:
         raise ValueError("the region holds no on-sky plate")
     ids = np.arange(count)
-    bins = ids * nstorage // count
+    units = ids * nstorage // count
     rows = []
-    blocks = [ids[bins == b] for b in range(nstorage)]
+    blocks = [ids[units == u] for u in range(nstorage)]
     for k in range(max(len(b) for b in blocks)):
         rows.extend(int(block[k]) for block in blocks if k < len(block))
     order = np.array(rows, dtype=np.int64)
@@ -48,7 +48,7 @@ def plate_list(grid: PlateGrid, nstorage: int, region: Region | None = None) -> 
             "plate": [plate_name(*plates[k]) for k in order],
             "i": np.array([plates[k][0] for k in order], dtype=np.int64),
             "j": np.array([plates[k][1] for k in order], dtype=np.int64),
-            "bin": bins[order],
+            "unit": units[order],
         }
     )
     table.meta["keywords"] = {
@@ -57,18 +57,4 @@ def plate_list(grid: PlateGrid, nstorage: int, region: Region | None = None) -> 
         "naxis": {"value": grid.plate_side},
         "total": {"value": 5 * grid.face_side},
     }
-    return table
-
-
-def write_plate_list(table: Table, path: str | Path) -> None:
-    """Write ``platelist.tbl`` (IPAC ASCII)."""
-    table.write(str(path), format="ascii.ipac", overwrite=True)
-
-
-def read_plate_list(path: str | Path) -> Table:
-    """Read ``platelist.tbl``; raises ``ValueError`` naming the file if a column is missing."""
-    table = Table.read(str(path), format="ascii.ipac")
-    missing = {"id", "plate", "i", "j", "bin"} - set(table.colnames)
-    if missing:
-        raise ValueError(f"{path}: not a plate list, missing columns {sorted(missing)}")
     return table

@@ -7,7 +7,9 @@ that plates never straddle a face cell. A *padded* plate adds ``pad`` pixels on 
 
 Lower orders (the pyramid): each order halves the pixels; a plate keeps its grid position while
 it stays at least one tile wide, and below that 2 x 2 plates are combined (the grid halves), down
-to the 5 x 5 grid of one-tile plates at order 0.
+to the 5 x 5 grid of one-tile plates at order 0. See ``docs/design.md``, "Plates and orders".
+Plate arrays are indexed ``[row, col]``: ``plate[r, c]`` is plane pixel
+``(p1, p2) = origin + (c, r)``.
 """
 
 from __future__ import annotations
@@ -22,12 +24,27 @@ from hipsluigi.geometry.hpx import face_side, plane_to_nested, plane_wcs_header
 
 
 def default_nplate(order: int) -> int:
-    """The seed's plate grid: 5 plates a side up to order 5, doubling per order after that."""
+    """Default plates a side at ``order``: 5 up to order 5, doubling per order after that."""
     return 5 * 2 ** max(0, order - 5)
 
 
 def default_pad(order: int, tile_width: int, nplate: int) -> int:
-    """Padding for the deepest plates: 1/32 of the plate side, at least 8 and at most 512 pixels."""
+    """Default padding of the deepest plates, pixels.
+
+    Parameters
+    ----------
+    order : int
+        HiPS tile order.
+    tile_width : int
+        Tile width in pixels.
+    nplate : int
+        Plates a side.
+
+    Returns
+    -------
+    int
+        1/32 of the plate side, at least 8 and at most 512 pixels.
+    """
     side = 5 * face_side(order, tile_width) // nplate
     return int(min(512, max(8, side // 32)))
 
@@ -38,10 +55,20 @@ class PlateGrid:
 
     Parameters
     ----------
-    order : HiPS tile order of this grid's pixels.
-    tile_width : tile width in pixels (a power of 2).
-    nplate : plates per side of the plane, ``5 * 2**m`` with ``m <= order``.
-    pad : padding, in pixels, added on each side of a plate by :meth:`plate_header`.
+    order : int
+        HiPS tile order of this grid's pixels.
+    tile_width : int
+        Tile width in pixels (a power of 2).
+    nplate : int
+        Plates per side of the plane, ``5 * 2**m``, with plates at least one tile wide.
+    pad : int, optional
+        Padding, in pixels, on each side of a padded plate.
+
+    Raises
+    ------
+    ValueError
+        For an ``nplate`` that is not ``5 * 2**m`` or makes plates narrower than a tile, or a
+        negative ``pad``.
     """
 
     order: int
@@ -74,14 +101,16 @@ class PlateGrid:
 
     @property
     def plates_per_face(self) -> int:
+        """Plates along a face cell's side."""
         return self.nplate // 5
 
     @property
     def tiles_per_plate_side(self) -> int:
+        """Tiles along an unpadded plate's side."""
         return self.plate_side // self.tile_width
 
     def origin(self, i: int, j: int, padded: bool = False) -> tuple[int, int]:
-        """0-based plane pixel ``(p1, p2)`` of the plate's first pixel."""
+        """0-based plane pixel ``(p1, p2)`` of the plate's first pixel (``plate[0, 0]``)."""
         pad = self.pad if padded else 0
         return i * self.plate_side - pad, j * self.plate_side - pad
 
@@ -111,7 +140,21 @@ class PlateGrid:
         )
 
     def plate_header(self, i: int, j: int, frame: str = "galactic", padded: bool = True):
-        """HPX WCS header of plate ``(i, j)`` (mTileHdr semantics: CRPIX moves, CD is kept)."""
+        """HPX WCS header of plate ``(i, j)`` (mTileHdr semantics: CRPIX moves, CD is kept).
+
+        Parameters
+        ----------
+        i, j : int
+            The plate.
+        frame : str, optional
+            HiPS frame.
+        padded : bool, optional
+            Header of the padded plate.
+
+        Returns
+        -------
+        astropy.io.fits.Header
+        """
         check_frame(frame)
         rows, cols = self.shape(padded)
         return plane_wcs_header(
@@ -120,10 +163,19 @@ class PlateGrid:
         )
 
     def tiles(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Tiles cut from the unpadded plate: ``(npix, row0, col0)`` arrays.
+        """Tiles cut from the unpadded plate.
 
-        ``plate[row0:row0+w, col0:col0+w]`` is standard tile ``npix``. Plates of cell (4, 4)
-        (the face-6 copy) yield none.
+        Parameters
+        ----------
+        i, j : int
+            The plate.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(npix, row0, col0)``: ``plate[row0:row0+w, col0:col0+w]`` is standard tile
+            ``npix`` (NESTED). Plates of cell (4, 4) (the face-6 copy) and off-sky plates yield
+            none.
         """
         if self.is_duplicate(i, j) or not self.on_sky(i, j):
             empty = np.zeros(0, dtype=np.int64)
@@ -139,9 +191,25 @@ class PlateGrid:
 
 
 def grid_at_order(base: PlateGrid, order: int) -> PlateGrid:
-    """The unpadded plate grid of the pyramid at ``order <= base.order``.
+    """The unpadded plate grid of the pyramid at a lower order.
 
     The grid keeps ``base.nplate`` while plates stay at least one tile wide, then halves.
+
+    Parameters
+    ----------
+    base : PlateGrid
+        The deepest order's grid.
+    order : int
+        0 to ``base.order``.
+
+    Returns
+    -------
+    PlateGrid
+
+    Raises
+    ------
+    ValueError
+        For an order outside ``0 .. base.order``.
     """
     if not 0 <= order <= base.order:
         raise ValueError(f"order {order} outside 0..{base.order}")
@@ -152,8 +220,20 @@ def grid_at_order(base: PlateGrid, order: int) -> PlateGrid:
 def children(base: PlateGrid, order: int, i: int, j: int) -> list[tuple[int, int]]:
     """Plates at ``order + 1`` that shrink into plate ``(i, j)`` at ``order``.
 
-    One plate (the same ``(i, j)``) while the grid is unchanged, else the 2 x 2 block
-    ``(2i + a, 2j + b)``.
+    Parameters
+    ----------
+    base : PlateGrid
+        The deepest order's grid.
+    order : int
+        The lower order, below ``base.order``.
+    i, j : int
+        The plate at ``order``.
+
+    Returns
+    -------
+    list of (int, int)
+        One plate (the same ``(i, j)``) while the grid is unchanged, else the 2 x 2 block
+        ``(2i + a, 2j + b)``, ``b`` then ``a`` increasing.
     """
     upper = grid_at_order(base, order + 1)
     lower = grid_at_order(base, order)
@@ -163,7 +243,8 @@ def children(base: PlateGrid, order: int, i: int, j: int) -> list[tuple[int, int
 
 
 def base_plate(base: PlateGrid, order: int, i: int, j: int) -> tuple[int, int]:
-    """The deepest-order plate at the lower-left corner of plate ``(i, j)`` of ``order``."""
+    """The deepest-order plate at the first corner (lowest ``p1, p2``) of plate ``(i, j)`` of
+    ``order``."""
     f = base.nplate // grid_at_order(base, order).nplate
     return i * f, j * f
 
@@ -177,8 +258,19 @@ def plate_neighbours(grid: PlateGrid, samples: int = 33) -> dict[tuple[int, int,
     two pixels sit on the plane: ``"plane"`` when they are adjacent there, ``"wrap"`` when they
     are adjacent once one is shifted by ``(4N, 4N)`` (the +/-180 degree wrap), ``"cut"``
     otherwise (a polar cut, where the plane turns by 90 degrees). A pair is ``"cut"`` if any
-    contact is, else ``"wrap"`` if any contact is, else ``"plane"``. Contacts are sampled at
-    ``samples`` points along each edge plus the four corners.
+    contact is, else ``"wrap"`` if any contact is, else ``"plane"``.
+
+    Parameters
+    ----------
+    grid : PlateGrid
+        The plate grid.
+    samples : int, optional
+        Contacts are sampled at this many points along each plate edge, plus the corners.
+
+    Returns
+    -------
+    dict
+        ``{(i1, j1, i2, j2): kind}``.
     """
     import healpy as hp
 

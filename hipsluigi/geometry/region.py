@@ -22,7 +22,17 @@ from hipsluigi.geometry.sky import plane_pixel_vectors
 
 @dataclass(frozen=True)
 class Region:
-    """A parsed region: ``kind`` is ``sky``, ``plates`` or ``cone``."""
+    """A parsed region.
+
+    Attributes
+    ----------
+    kind : str
+        ``sky``, ``plates`` or ``cone``.
+    plates : (int, int, int, int) or None
+        ``(xmin, ymin, xmax, ymax)``, inclusive, for ``plates``.
+    lon, lat, radius : float
+        The cone, map frame, degrees.
+    """
 
     kind: str
     plates: tuple[int, int, int, int] | None = None  # xmin, ymin, xmax, ymax
@@ -31,6 +41,8 @@ class Region:
     radius: float = 180.0
 
     def contains_plate(self, grid: PlateGrid, i: int, j: int) -> bool:
+        """Whether unpadded plate ``(i, j)`` of ``grid`` is in the region (for a cone: may
+        touch it, up to one sampling step)."""
         if self.kind == "sky":
             return True
         if self.kind == "plates":
@@ -54,7 +66,24 @@ class Region:
 
 
 def parse_region(text: str, map_frame: str) -> Region:
-    """Parse ``[hips] region`` (see the module docstring); raises ``ValueError`` with the reason."""
+    """Parse ``[hips] region``.
+
+    Parameters
+    ----------
+    text : str
+        The region (see the module docstring); empty for the whole sky.
+    map_frame : str
+        The map's frame, into which a cone's position is converted.
+
+    Returns
+    -------
+    Region
+
+    Raises
+    ------
+    ValueError
+        Naming the text and the reason.
+    """
     words = (text or "").split()
     if not words:
         return Region("sky")

@@ -1,5 +1,9 @@
 """Sky positions of plate pixels (HEALPix formulas inside a face, healpy elsewhere) and bounding
-caps of plates."""
+caps of plates.
+
+Positions are unit vectors ``(..., 3)`` in the map's frame; plane pixels ``(p1, p2)`` are 0-based
+(column, row); cap radii are radians.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,22 @@ from hipsluigi.geometry.plates import PlateGrid
 
 
 def plane_pixel_vectors(p1: np.ndarray, p2: np.ndarray, nside: int) -> np.ndarray:
-    """Unit vectors (map frame) of plane pixel centres; shape ``p1.shape + (3,)``, NaN off sky.
+    """Unit vectors of plane pixel centres.
 
     The HPX pixel centre is the HEALPix pixel centre, so healpy's ``pix2vec`` gives it exactly,
     including beyond the +/-180 degree wrap, where WCSLIB refuses by default.
+
+    Parameters
+    ----------
+    p1, p2 : array_like of int
+        0-based plane pixels (column, row).
+    nside : int
+        HEALPix nside of the pixel grid.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``p1.shape + (3,)``, NaN off the sky.
     """
     nest = plane_to_nested(p1, p2, nside)
     ok = nest >= 0
@@ -44,6 +60,20 @@ def face_block_vectors(face: int, u: np.ndarray, v: np.ndarray, nside: int) -> n
     diagonal of the block, and the longitude is ``pi/4 (jpll + (ix - iy) / nr)``. In the
     equatorial belt ``nr = N`` and the longitude is linear in ``u`` and ``v``, so cos and sin
     factor into row and column terms; in the polar caps they are taken per pixel.
+
+    Parameters
+    ----------
+    face : int
+        HEALPix base pixel, 0 to 11.
+    u, v : numpy.ndarray
+        1-D in-face plane offsets ``p1 - I*N`` (columns) and ``p2 - J*N`` (rows), 0 to N - 1.
+    nside : int
+        HEALPix nside ``N``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(v), len(u), 3)`` unit vectors.
     """
     n = nside
     u = np.asarray(u, dtype=np.int64)
@@ -83,6 +113,20 @@ def plate_plane_pixels(grid: PlateGrid, i: int, j: int, p1: np.ndarray, p2: np.n
 
     The same positions, except padding beyond a polar cut of the plate's face, which is
     unfolded onto the next polar face (so padded plates overlap across cuts too).
+
+    Parameters
+    ----------
+    grid : PlateGrid
+        The plate grid.
+    i, j : int
+        The plate.
+    p1, p2 : array_like of int
+        0-based plane pixels (column, row) of the plate's (padded) pixels.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(u1, u2)``, int64 plane pixels.
     """
     ci, cj = grid.cell(i, j)
     return unfold_across_cuts(p1, p2, ci, cj, grid.face_side)
@@ -90,7 +134,24 @@ def plate_plane_pixels(grid: PlateGrid, i: int, j: int, p1: np.ndarray, p2: np.n
 
 def plate_pixel_vectors(grid: PlateGrid, i: int, j: int, rows: slice, cols: slice,
                         padded: bool = True) -> np.ndarray:
-    """Unit vectors of a block ``[rows, cols]`` of plate pixels; shape ``(nrows, ncols, 3)``."""
+    """Unit vectors of the centres of a block of plate pixels.
+
+    Parameters
+    ----------
+    grid : PlateGrid
+        The plate grid.
+    i, j : int
+        The plate.
+    rows, cols : slice
+        The block ``plate[rows, cols]`` (unit steps).
+    padded : bool, optional
+        Indices into the padded plate.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(nrows, ncols, 3)``, NaN off the sky.
+    """
     p1_0, p2_0 = grid.origin(i, j, padded)
     p2 = np.arange(rows.start, rows.stop) + p2_0
     p1 = np.arange(cols.start, cols.stop) + p1_0
@@ -105,10 +166,19 @@ def plate_pixel_vectors(grid: PlateGrid, i: int, j: int, rows: slice, cols: slic
 
 
 def cap_of_vectors(vec: np.ndarray) -> tuple[np.ndarray, float]:
-    """Bounding cap ``(centre unit vector, radius in radians)`` of the finite vectors.
+    """Bounding cap of the finite vectors of an array.
 
-    The centre is the normalised mean, the radius the largest angle from it. A NaN centre and
-    radius 0 when no vector is finite.
+    Parameters
+    ----------
+    vec : numpy.ndarray
+        ``(..., 3)`` unit vectors, NaN rows ignored.
+
+    Returns
+    -------
+    tuple
+        ``(centre, radius)``: the normalised mean and the largest angle from it, radians. A
+        NaN centre and radius 0 when no vector is finite; the whole sphere (radius pi) when the
+        mean vanishes.
     """
     v = vec.reshape(-1, 3)
     v = v[np.isfinite(v[:, 0])]
@@ -128,6 +198,25 @@ def block_cap(grid: PlateGrid, i: int, j: int, rows: slice, cols: slice, padded:
 
     The radius is widened by one lattice diagonal (plus half a pixel) so that the cap holds every
     pixel of the block, not only the sampled ones.
+
+    Parameters
+    ----------
+    grid : PlateGrid
+        The plate grid.
+    i, j : int
+        The plate.
+    rows, cols : slice
+        The block ``plate[rows, cols]``.
+    padded : bool, optional
+        Indices into the padded plate.
+    samples : int, optional
+        Lattice points along each side of the block.
+
+    Returns
+    -------
+    tuple
+        ``(centre, radius)``: unit vector ``(3,)`` (NaN if the block is off the sky) and
+        radius in radians.
     """
     r = np.unique(np.linspace(rows.start, rows.stop - 1, samples).round().astype(np.int64))
     c = np.unique(np.linspace(cols.start, cols.stop - 1, samples).round().astype(np.int64))
@@ -143,6 +232,6 @@ def block_cap(grid: PlateGrid, i: int, j: int, rows: slice, cols: slice, padded:
 
 def plate_cap(grid: PlateGrid, i: int, j: int, padded: bool = True,
               samples: int = 33) -> tuple[np.ndarray, float]:
-    """Bounding cap of a whole plate (see :func:`block_cap`)."""
+    """Bounding cap ``(centre, radius in radians)`` of a whole plate (see :func:`block_cap`)."""
     rows, cols = grid.shape(padded)
     return block_cap(grid, i, j, slice(0, rows), slice(0, cols), padded, samples)

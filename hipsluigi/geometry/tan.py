@@ -1,11 +1,12 @@
-"""Frame projections as array algebra, for the two commonest cases.
+"""Survey image projections as array algebra, for the two commonest cases.
 
-Most survey frames are plain TAN (no SIP, no lookup tables), and all-sky images are often plain
+Most survey images are plain TAN (no SIP, no lookup tables), and all-sky images are often plain
 CAR. For them the pixel position of a unit vector is a few array operations, which numpy does
 far faster than WCSLIB through astropy: TAN is a ratio of dot products,
 ``(x, y) = (A0 . v, A1 . v) / (e_z . v) + CRPIX - 1``; CAR (equator on CRVAL2 = 0) is linear in
 longitude and latitude. :func:`tan_projection` and :func:`car_projection` return None for any
-WCS they cannot represent exactly; callers then use WCSLIB. Tests hold both to WCSLIB.
+WCS they cannot represent exactly; callers then use WCSLIB. Tests hold both to WCSLIB. Pixel
+positions are 0-based, ``x`` along columns (FITS axis 1) and ``y`` along rows.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class TanProjection:
     crpix0: np.ndarray  # (2,)
 
     def rotated(self, rotation: np.ndarray) -> TanProjection:
-        """The same projection acting on vectors of another frame, ``v_own = rotation @ v``."""
+        """The same projection acting on vectors of another celestial frame,
+        ``v_own = rotation @ v``."""
         return TanProjection(self.basis @ rotation, self.pix, self.crpix0)
 
     def vectors_to_pixels(self, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +70,19 @@ def _plain_celestial(wcs: WCS, code: str):
 
 
 def tan_projection(wcs: WCS) -> TanProjection | None:
-    """The :class:`TanProjection` of a 2-D celestial plain-TAN WCS, or None."""
+    """The :class:`TanProjection` of a WCS.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS
+        Any WCS.
+
+    Returns
+    -------
+    TanProjection or None
+        None unless ``wcs`` is 2-D, celestial (longitude first), plain TAN (no SIP, no lookup
+        table, no PV, LONPOLE 180).
+    """
     w = _plain_celestial(wcs, "TAN")
     if w is None or abs(w.lonpole - 180.0) > 1e-12 or w.get_pv():
         return None
@@ -94,6 +108,8 @@ class CarProjection:
     rotation: np.ndarray | None = None
 
     def rotated(self, rotation: np.ndarray) -> CarProjection:
+        """The same projection acting on vectors of another celestial frame,
+        ``v_own = rotation @ v``."""
         identity = np.allclose(rotation, np.eye(3), atol=1e-15)
         return CarProjection(self.lon0, self.pix, self.crpix0, None if identity else rotation)
 
@@ -128,7 +144,19 @@ def _affine(a: float, u: np.ndarray, b: float, v: np.ndarray, c: float) -> np.nd
 
 
 def car_projection(wcs: WCS) -> CarProjection | None:
-    """The :class:`CarProjection` of a 2-D celestial plain-CAR WCS on the equator, or None."""
+    """The :class:`CarProjection` of a WCS.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS
+        Any WCS.
+
+    Returns
+    -------
+    CarProjection or None
+        None unless ``wcs`` is 2-D, celestial (longitude first), plain CAR with CRVAL2 = 0,
+        LONPOLE 0 and no PV or distortion.
+    """
     w = _plain_celestial(wcs, "CAR")
     if w is None or w.crval[1] != 0.0 or abs(w.lonpole) > 1e-12 or w.get_pv():
         return None

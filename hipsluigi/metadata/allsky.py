@@ -19,10 +19,11 @@ orientation, even for FITS all-sky images"). astropy/reproject's ``_allsky.py`` 
 tile 0 in the first FITS rows; we follow Hipsgen, the reference implementation.
 
 Reduction: FITS pixels are the NaN-ignoring mean of ``f x f`` blocks (``f = tile_width /
-allsky_width``), NaN only where the whole block is blank, as ``pyramid.shrink2`` does for the
-lower orders. PNG gray is the alpha-weighted mean (the mean over opaque pixels for the 0/255
-alpha of our tiles) and alpha is the block maximum (opaque if any child is opaque), so a PNG
-preview pixel is blank exactly where the FITS one is NaN.
+allsky_width``), NaN only where the whole block is blank: the kernel that makes the lower orders
+(:func:`hipsluigi.pyramid.shrink.block_nanmean`), here summing in float64. PNG gray is the
+alpha-weighted mean (the mean over opaque pixels for the 0/255 alpha of our tiles) and alpha is
+the block maximum (opaque if any child is opaque), so a PNG preview pixel is blank exactly where
+the FITS one is NaN.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hipsluigi.storage import write_atomic, write_fits_atomic
+from hipsluigi.pyramid.shrink import block_nanmean
+from hipsluigi.storage.atomic import write_atomic, write_fits_atomic
 
 #: Allsky files exist for orders 0 to 3 only (HiPS 2.0 draft; Hipsgen writes them up to 3).
 ALLSKY_MAX_ORDER = 3
@@ -41,7 +43,23 @@ ALLSKY_WIDTH = 64
 
 
 def allsky_layout(order: int) -> tuple[int, int]:
-    """``(ncols, nrows)`` of the Allsky tile grid at ``order`` (0..3)."""
+    """The tile grid of the Allsky file of ``order``.
+
+    Parameters
+    ----------
+    order : int
+        HiPS order, 0 to 3.
+
+    Returns
+    -------
+    tuple of int
+        ``(ncols, nrows)``: ``floor(sqrt(ntiles))`` tiles a row, as many rows as needed.
+
+    Raises
+    ------
+    ValueError
+        If ``order`` is outside 0..3.
+    """
     if not 0 <= order <= ALLSKY_MAX_ORDER:
         raise ValueError(f"Allsky files exist for orders 0..{ALLSKY_MAX_ORDER}, got {order}")
     ntiles = 12 * 4**order
@@ -50,7 +68,25 @@ def allsky_layout(order: int) -> tuple[int, int]:
 
 
 def allsky_tile_width(tile_width: int, allsky_width: int = ALLSKY_WIDTH) -> int:
-    """Width of one tile in the Allsky: ``allsky_width``, or ``tile_width`` if that is smaller."""
+    """Width of one tile in the Allsky, in pixels.
+
+    Parameters
+    ----------
+    tile_width : int
+        Width of the HiPS tiles (a power of 2).
+    allsky_width : int, optional
+        Wanted width in the Allsky (a power of 2).
+
+    Returns
+    -------
+    int
+        ``allsky_width``, or ``tile_width`` if that is smaller.
+
+    Raises
+    ------
+    ValueError
+        If either width is not a power of 2.
+    """
     for name, value in (("tile_width", tile_width), ("allsky_width", allsky_width)):
         if value < 1 or value & (value - 1):
             raise ValueError(f"{name} must be a power of 2, got {value}")
@@ -58,21 +94,41 @@ def allsky_tile_width(tile_width: int, allsky_width: int = ALLSKY_WIDTH) -> int:
 
 
 def reduce_fits_tile(tile: np.ndarray, width: int) -> np.ndarray:
-    """NaN-ignoring block mean of a square float tile down to ``width`` (a divisor); float32."""
-    w = tile.shape[0]
-    f = w // width
-    blocks = np.asarray(tile, dtype=np.float64).reshape(width, f, width, f)
-    finite = np.isfinite(blocks)
-    total = np.where(finite, blocks, 0.0).sum(axis=(1, 3))
-    count = finite.sum(axis=(1, 3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan).astype(np.float32)
+    """A square float tile reduced to ``width`` by NaN-ignoring block means (in float64).
+
+    Parameters
+    ----------
+    tile : numpy.ndarray
+        Square FITS tile ``[row, col]``.
+    width : int
+        Output width in pixels, a divisor of the tile width.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(width, width)``; blank blocks are the positive quiet NaN that also fills the
+        missing tiles (``0 / 0``, which :func:`block_nanmean` leaves there, has the sign bit set
+        on x86).
+    """
+    mean = block_nanmean(tile, tile.shape[0] // width, np.float64)
+    return np.where(np.isnan(mean), np.nan, mean).astype(np.float32)
 
 
 def reduce_png_tile(tile: np.ndarray, width: int) -> np.ndarray:
-    """Block-reduce an LA uint8 tile ``(w, w, 2)`` to ``(width, width, 2)``.
+    """An LA tile reduced to ``width``: alpha-weighted gray block means and block maxima of alpha.
 
-    Gray is the alpha-weighted block mean (rounded), alpha the block maximum.
+    Parameters
+    ----------
+    tile : numpy.ndarray
+        uint8 ``(w, w, 2)`` (gray, alpha) PNG tile, rows top-down.
+    width : int
+        Output width in pixels, a divisor of ``w``.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 ``(width, width, 2)``: gray is the alpha-weighted block mean (rounded, 0 where
+        the block is transparent), alpha the block maximum.
     """
     w = tile.shape[0]
     f = w // width
@@ -99,10 +155,30 @@ def allsky_png_array(
     tiles: Mapping[int, np.ndarray], order: int, tile_width: int,
     allsky_width: int = ALLSKY_WIDTH,
 ) -> np.ndarray:
-    """The ``Allsky.png`` image: uint8 ``(nrows*aw, ncols*aw, 2)`` (gray, alpha), row 0 on top.
+    """The ``Allsky.png`` image of ``order``.
 
-    ``tiles`` maps Npix to PNG-orientation LA tiles ``(tile_width, tile_width, 2)`` uint8;
-    missing tiles stay transparent (alpha 0).
+    Parameters
+    ----------
+    tiles : mapping of int to numpy.ndarray
+        Npix (NESTED) -> PNG-orientation LA tile, uint8 ``(tile_width, tile_width, 2)``.
+        Missing tiles stay transparent (alpha 0).
+    order : int
+        HiPS order, 0 to 3.
+    tile_width : int
+        Width of the tiles, in pixels.
+    allsky_width : int, optional
+        Width of a tile in the Allsky (see :func:`allsky_tile_width`).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 ``(nrows*aw, ncols*aw, 2)`` (gray, alpha), row 0 on top; tile Npix in grid row
+        ``Npix // ncols`` from the top, column ``Npix % ncols``.
+
+    Raises
+    ------
+    ValueError
+        For an Npix outside the order, a tile of the wrong shape or a non-uint8 tile.
     """
     ncols, nrows = allsky_layout(order)
     aw = allsky_tile_width(tile_width, allsky_width)
@@ -121,11 +197,30 @@ def allsky_fits_array(
     tiles: Mapping[int, np.ndarray], order: int, tile_width: int,
     allsky_width: int = ALLSKY_WIDTH,
 ) -> np.ndarray:
-    """The ``Allsky.fits`` data: float32 ``(nrows*aw, ncols*aw)`` in FITS row order, NaN blank.
+    """The ``Allsky.fits`` data of ``order``.
 
-    ``tiles`` maps Npix to FITS-orientation float tiles ``(tile_width, tile_width)``. The
-    result is the vertical flip of the PNG-layout mosaic (see the module docstring): tile Npix
-    keeps its FITS orientation and fills grid row ``nrows - 1 - Npix // ncols`` of the array.
+    Parameters
+    ----------
+    tiles : mapping of int to numpy.ndarray
+        Npix (NESTED) -> FITS-orientation float tile ``(tile_width, tile_width)``, NaN blank.
+    order : int
+        HiPS order, 0 to 3.
+    tile_width : int
+        Width of the tiles, in pixels.
+    allsky_width : int, optional
+        Width of a tile in the Allsky (see :func:`allsky_tile_width`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(nrows*aw, ncols*aw)`` in FITS row order, NaN where blank: the vertical flip
+        of the PNG-layout mosaic (see the module docstring). Tile Npix keeps its FITS
+        orientation and fills grid row ``nrows - 1 - Npix // ncols`` of the array.
+
+    Raises
+    ------
+    ValueError
+        For an Npix outside the order or a tile of the wrong shape.
     """
     ncols, nrows = allsky_layout(order)
     aw = allsky_tile_width(tile_width, allsky_width)
@@ -149,8 +244,26 @@ def write_allsky(
 ) -> list[Path]:
     """Write ``Norder{order}/Allsky.fits`` (BITPIX -32, NaN blanks) and/or ``Allsky.png`` (LA).
 
-    A mapping that is None or empty skips its format (Hipsgen writes no Allsky without tiles).
-    Returns the paths written.
+    Each file is written atomically (a temporary file renamed into place).
+
+    Parameters
+    ----------
+    hips_dir : str or pathlib.Path
+        The HiPS folder.
+    order : int
+        HiPS order, 0 to 3.
+    fits_tiles, png_tiles : mapping of int to numpy.ndarray or None
+        The tiles, as for :func:`allsky_fits_array` and :func:`allsky_png_array`. None or an
+        empty mapping skips that format (Hipsgen writes no Allsky without tiles).
+    tile_width : int
+        Width of the tiles, in pixels.
+    allsky_width : int, optional
+        Width of a tile in the Allsky (see :func:`allsky_tile_width`).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
     """
     from astropy.io import fits
     from PIL import Image

@@ -8,10 +8,10 @@ from pathlib import Path
 import healpy as hp
 import numpy as np
 
-from hipsluigi.config import MapSpec
 from hipsluigi.geometry.frames import astropy_frame, rotation_matrix, vec_to_lonlat
-from hipsluigi.geometry.hpx import face_side
-from hipsluigi.storage import read_fits_image
+from hipsluigi.geometry.hpx import face_side, tile_relpath
+from hipsluigi.spec import MapSpec
+from hipsluigi.stretch.stretch import Stretch
 
 
 def initial_view(order: int, npix: Sequence[int], frame: str) -> tuple[float, float, float]:
@@ -35,31 +35,41 @@ def initial_view(order: int, npix: Sequence[int], frame: str) -> tuple[float, fl
     return float(ra), float(dec), float(min(180.0, 2.4 * extent))
 
 
-def write_hips_metadata(spec: MapSpec, tiles: Mapping[int, Sequence[int]],
-                        stretch_path: str | Path) -> None:
+def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Sequence[int]],
+                        stretch: Stretch) -> None:
     """Write ``properties``, ``Moc.fits``, ``index.html`` and ``Norder{0..3}/Allsky.*``.
 
-    ``tiles`` maps each order to the tiles written at it (FITS and PNG alike).
+    Parameters
+    ----------
+    spec : the map.
+    hips_dir : the HiPS folder, holding the tiles already written.
+    tiles : each order's tiles (HEALPix NESTED indices), FITS and PNG alike.
+    stretch : the stretch the PNG tiles were made with.
+
+    Raises
+    ------
+    ValueError
+        If no tile was written at the deepest order.
     """
+    from astropy.io import fits
+
     from hipsluigi.metadata.allsky import write_allsky
     from hipsluigi.metadata.index_html import write_index_html
     from hipsluigi.metadata.moc import moc_sky_fraction, tiles_moc, write_moc
     from hipsluigi.metadata.properties import hips_properties, write_properties
-    from hipsluigi.stretch.stretch import Stretch
     from hipsluigi.tiles.png import decode_png
 
-    layout = spec.layout
-    hips_dir = layout.hips_dir
+    hips_dir = Path(hips_dir)
     deepest = sorted(tiles.get(spec.order, []))
     if not deepest:
         raise ValueError(f"map {spec.name!r}: no tile was written at order {spec.order}; "
                          "the survey holds no pixel in the region")
-    stretch = Stretch.load(stretch_path)
 
     for order in range(min(3, spec.order) + 1):
-        fits_tiles = {n: read_fits_image(layout.tile(order, n, "fits"))[0]
+        fits_tiles = {n: fits.getdata(hips_dir / tile_relpath(order, n, "fits"))
                       for n in tiles.get(order, [])}
-        png_tiles = {n: decode_png(layout.tile(order, n, "png")) for n in tiles.get(order, [])}
+        png_tiles = {n: decode_png(hips_dir / tile_relpath(order, n, "png"))
+                     for n in tiles.get(order, [])}
         write_allsky(hips_dir, order, fits_tiles, png_tiles, spec.tile_width)
 
     moc = tiles_moc(spec.order, deepest)

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 
 from hipsluigi.geometry.frames import astropy_frame, check_frame
-from hipsluigi.storage import write_bytes_atomic
+from hipsluigi.storage.atomic import write_bytes_atomic
 
 ALADIN_LITE_JS = "https://aladin.cds.unistra.fr/AladinLite/api/v3/latest/aladin.js"
 
@@ -73,9 +73,26 @@ def index_html(
 ) -> str:
     """The page showing this HiPS (relative URL ``"."``) with Aladin Lite v3.
 
-    ``initial_ra``, ``initial_dec`` are ICRS degrees (as ``hips_initial_ra/dec``),
-    ``initial_fov`` the field of view in degrees; ``frame`` is the HiPS frame, also used as
-    the display frame.
+    Parameters
+    ----------
+    title : str
+        Page title (HTML-escaped).
+    frame : str
+        The HiPS frame, also the display frame.
+    initial_ra, initial_dec : float
+        Initial position, ICRS degrees (as ``hips_initial_ra/dec``).
+    initial_fov : float
+        Field of view, degrees (> 0).
+
+    Returns
+    -------
+    str
+        The HTML.
+
+    Raises
+    ------
+    ValueError
+        For an unknown frame, a bad position or a non-positive field of view.
     """
     check_frame(frame)
     ra, dec, fov = float(initial_ra), float(initial_dec), float(initial_fov)
@@ -111,6 +128,6 @@ def write_index_html(
     path: str | Path, title: str, frame: str, initial_ra: float, initial_dec: float,
     initial_fov: float,
 ) -> None:
-    """Write :func:`index_html` to ``path`` (UTF-8, atomically)."""
+    """Write :func:`index_html` (same arguments) to ``path`` (UTF-8, atomically)."""
     text = index_html(title, frame, initial_ra, initial_dec, initial_fov)
     write_bytes_atomic(Path(path), text.encode("utf-8"))

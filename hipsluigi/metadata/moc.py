@@ -17,7 +17,7 @@ import numpy as np
 from mocpy import MOC
 
 from hipsluigi.geometry.frames import check_frame
-from hipsluigi.storage import write_atomic
+from hipsluigi.storage.atomic import write_atomic
 
 #: HiPS frame -> MOC FITS ``COORDSYS``
 COORDSYS = {"galactic": "G", "equatorial": "C"}
@@ -27,7 +27,25 @@ MOC_MAX_ORDER = 29
 
 
 def tiles_moc(order: int, npix: Iterable[int]) -> MOC:
-    """The MOC of the NESTED tiles ``npix`` at ``order`` (duplicates allowed; may be empty)."""
+    """The MOC of a set of tiles.
+
+    Parameters
+    ----------
+    order : int
+        HiPS order of the tiles, 0 to :data:`MOC_MAX_ORDER`.
+    npix : iterable of int
+        NESTED tile indices (duplicates allowed; may be empty).
+
+    Returns
+    -------
+    mocpy.MOC
+        Of depth ``order``.
+
+    Raises
+    ------
+    ValueError
+        For an order or a tile index out of range.
+    """
     if not 0 <= order <= MOC_MAX_ORDER:
         raise ValueError(f"order must be in 0..{MOC_MAX_ORDER}, got {order}")
     ipix = np.unique(np.fromiter((int(n) for n in npix), dtype=np.int64))
@@ -38,12 +56,27 @@ def tiles_moc(order: int, npix: Iterable[int]) -> MOC:
 
 
 def moc_sky_fraction(moc: MOC) -> float:
-    """Fraction of the sphere covered by ``moc`` (0..1), as for ``moc_sky_fraction``."""
+    """Fraction of the sphere covered by ``moc``, 0 to 1 (the ``moc_sky_fraction`` property)."""
     return float(moc.sky_fraction)
 
 
 def write_moc(path: str | Path, moc: MOC, frame: str) -> None:
-    """Write ``moc`` as a FITS MOC with ``COORDSYS`` set for the HiPS ``frame`` (atomically)."""
+    """Write ``moc`` as a FITS MOC, atomically.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file (``Moc.fits``).
+    moc : mocpy.MOC
+        The coverage.
+    frame : str
+        The HiPS frame; sets ``COORDSYS`` (:data:`COORDSYS`).
+
+    Raises
+    ------
+    ValueError
+        For a frame other than ``galactic`` or ``equatorial``.
+    """
     from astropy.io import fits
 
     coordsys = COORDSYS[check_frame(frame)]

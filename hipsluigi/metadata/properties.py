@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hipsluigi.geometry.frames import check_frame
-from hipsluigi.storage import write_bytes_atomic
+from hipsluigi.storage.atomic import write_bytes_atomic
 
 HIPS_VERSION = "1.4"
 HIPS_STATUS = "public master clonableOnce"
@@ -34,7 +34,17 @@ _KEY_RE = re.compile(r"^[^\s=#][^\s=]*$")
 
 
 def hips_date(when: datetime) -> str:
-    """``YYYY-mm-ddTHH:MMZ`` in UTC (the HiPS date format); naive datetimes are taken as UTC."""
+    """A date in the HiPS format, ``YYYY-mm-ddTHH:MMZ`` in UTC.
+
+    Parameters
+    ----------
+    when : datetime.datetime
+        Naive datetimes are taken as UTC.
+
+    Returns
+    -------
+    str
+    """
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
@@ -79,12 +89,50 @@ def hips_properties(
 ) -> dict[str, str]:
     """The ordered ``key -> value`` mapping of an image HiPS ``properties`` file.
 
-    ``tile_formats`` lists the formats, the first being the default offered to clients.
-    ``pixel_cut`` and ``data_range`` are ``(lo, hi)`` in physical pixel units; ``initial_ra``,
-    ``initial_dec`` (ICRS, as the standard requires), ``initial_fov`` and ``pixel_scale`` are in
-    degrees; ``estsize_kb`` in KB. Dates default to now (UTC); ``creation_date`` defaults to
-    ``release_date``. ``extra`` keys are appended (or replace optional keys) but may not touch
-    :data:`PROTECTED_KEYS` (``ValueError``).
+    Parameters
+    ----------
+    creator_did : str
+        IVOID ``ivo://authority/id``.
+    obs_title : str
+        One-line title.
+    order : int
+        Deepest HiPS order.
+    tile_width : int
+        Tile width in pixels (a power of 2).
+    frame : str
+        HiPS frame (``galactic`` or ``equatorial``).
+    tile_formats : sequence of str, optional
+        Among :data:`TILE_FORMATS`; the first is the default offered to clients.
+    order_min : int, optional
+        Lowest order.
+    pixel_cut, data_range : (float, float), optional
+        ``(lo, hi)``, in physical pixel units.
+    initial_ra, initial_dec : float, optional
+        Initial view position, ICRS degrees (as the standard requires).
+    initial_fov, pixel_scale : float, optional
+        Degrees.
+    moc_sky_fraction : float, optional
+        0 to 1.
+    nb_tiles : int, optional
+        Number of tiles.
+    estsize_kb : int, optional
+        Estimated size, KB.
+    builder : str, optional
+        ``hips_builder``.
+    release_date, creation_date : datetime.datetime, optional
+        Default to now (UTC); ``creation_date`` defaults to ``release_date``.
+    extra : mapping, optional
+        Keys appended (or replacing optional keys); they may not touch
+        :data:`PROTECTED_KEYS`.
+
+    Returns
+    -------
+    dict of str to str
+
+    Raises
+    ------
+    ValueError
+        For a bad IVOID, frame, format list, order, tile width, key or value.
     """
     if not isinstance(creator_did, str) or not creator_did.startswith("ivo://") \
             or len(creator_did) <= len("ivo://") or any(c.isspace() for c in creator_did):
@@ -159,8 +207,24 @@ def _check_value(key: str, value: str) -> str:
 
 
 def format_properties(props: Mapping[str, object]) -> str:
-    """``key = value`` lines, keys left-aligned on :data:`KEY_WIDTH` like Hipsgen, ending in a
-    newline."""
+    """The text of a properties file.
+
+    Parameters
+    ----------
+    props : mapping of str to object
+        Keys and values (values one line each).
+
+    Returns
+    -------
+    str
+        ``key = value`` lines, keys left-aligned on :data:`KEY_WIDTH` like Hipsgen, ending in a
+        newline.
+
+    Raises
+    ------
+    ValueError
+        For a bad key or a multi-line value.
+    """
     lines = []
     for key, value in props.items():
         _check_key(key)
@@ -172,8 +236,21 @@ def format_properties(props: Mapping[str, object]) -> str:
 def parse_properties(text: str) -> dict[str, str]:
     """Parse a properties text: skips blank and ``#`` comment lines, strips keys and values.
 
-    A key given more than once (allowed for a few descriptive keys) keeps its last value.
-    Raises ``ValueError`` on a non-comment line without ``=``.
+    Parameters
+    ----------
+    text : str
+        The file's text.
+
+    Returns
+    -------
+    dict of str to str
+        In file order; a key given more than once (allowed for a few descriptive keys) keeps
+        its last value.
+
+    Raises
+    ------
+    ValueError
+        On a non-comment line without ``=``.
     """
     props: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
@@ -189,6 +266,6 @@ def parse_properties(text: str) -> dict[str, str]:
 
 
 def write_properties(path: str | Path, props: Mapping[str, object]) -> None:
-    """Write ``props`` to ``path`` (UTF-8, atomically)."""
+    """Write :func:`format_properties` of ``props`` to ``path`` (UTF-8, atomically)."""
     # encoded here: the standard requires UTF-8 whatever the locale
     write_bytes_atomic(Path(path), format_properties(props).encode("utf-8"))

@@ -1,7 +1,9 @@
 """Which plates exist at each order, on which storage unit, in which order to run them.
 
-Pure functions of a :class:`MapSpec`, cached: task classes call them from ``requires`` and
-``output`` many times.
+The plan of a map is its ``platelist.tbl``: the graph reads it (writing it first, from the
+geometry, when it is missing), so an edited plate list (plates removed, units reassigned) is
+what runs. Everything else here is derived from it and cached: task classes call these
+functions from ``requires`` and ``output`` many times.
 """
 
 from __future__ import annotations
@@ -9,29 +11,62 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from hipsluigi.config import MapSpec
 from hipsluigi.geometry.platelist import plate_list
-from hipsluigi.geometry.plates import PlateGrid, base_plate, grid_at_order
+from hipsluigi.geometry.plates import PlateGrid, base_plate, grid_at_order, plate_neighbours
+from hipsluigi.pipeline.worktree import check_work_tree, layout_of, prepare_work_tree
+from hipsluigi.spec import MapSpec
+from hipsluigi.storage.artifacts import read_plate_list, write_plate_list
 
 
 @dataclass(frozen=True)
 class PlatePlan:
-    """Plates of the deepest order in submission order, with their bin and rank."""
+    """Plates of the deepest order in submission order, with their storage unit and rank."""
 
-    plates: tuple[tuple[int, int], ...]   # round-robin order of platelist.tbl
-    bins: dict                            # (i, j) -> storage bin
+    plates: tuple[tuple[int, int], ...]   # the rows of platelist.tbl, in order
+    units: dict                           # (i, j) -> storage unit
     rank: dict                            # (i, j) -> row in platelist.tbl (0 = first)
+
+
+def ensure_plate_list(spec: MapSpec) -> None:
+    """Write ``platelist.tbl`` from the geometry unless it exists, in a work tree prepared for
+    ``spec`` (``WorkTreeMismatch`` if the tree belongs to other settings).
+
+    The graph is built from the plate list, so this runs while the graph is built, before any
+    task; ``Setup`` and ``PlateList`` are then found complete.
+    """
+    layout = layout_of(spec)
+    if not layout.fingerprint.exists():
+        prepare_work_tree(spec)
+    if not layout.platelist.exists():
+        write_plate_list(layout.platelist,
+                         plate_list(spec.grid, len(spec.storage), spec.region_spec))
 
 
 @lru_cache(maxsize=8)
 def plate_plan(spec: MapSpec) -> PlatePlan:
-    table = plate_list(spec.grid, spec.layout.nunits, spec.region_spec)
+    """The plan ``platelist.tbl`` holds (written first if missing).
+
+    Raises
+    ------
+    WorkTreeMismatch
+        If the work tree was built with other pixel settings.
+    ValueError
+        Naming ``platelist.tbl`` if it lists a plate outside the grid or a unit outside
+        ``[hips] storage``.
+    """
+    check_work_tree(spec)
+    ensure_plate_list(spec)
+    path = layout_of(spec).platelist
+    table = read_plate_list(path)
     plates = tuple((int(i), int(j)) for i, j in zip(table["i"], table["j"], strict=True))
-    return PlatePlan(
-        plates=plates,
-        bins={p: int(b) for p, b in zip(plates, table["bin"], strict=True)},
-        rank={p: k for k, p in enumerate(plates)},
-    )
+    nunits = len(spec.storage)
+    units = {p: int(u) for p, u in zip(plates, table["unit"], strict=True)}
+    for p, u in units.items():
+        if not 0 <= u < nunits:
+            raise ValueError(f"{path}: plate {p} on unit {u}, but [hips] storage has {nunits}")
+        if not (0 <= p[0] < spec.grid.nplate and 0 <= p[1] < spec.grid.nplate):
+            raise ValueError(f"{path}: plate {p} outside the {spec.grid.nplate}-plate grid")
+    return PlatePlan(plates=plates, units=units, rank={p: k for k, p in enumerate(plates)})
 
 
 def grid(spec: MapSpec, order: int) -> PlateGrid:
@@ -47,9 +82,8 @@ def plates_at_order(spec: MapSpec, order: int, duplicates: bool = False
     Without ``duplicates``, plates of cell (4, 4) (the face-6 copy, which yields no tile) are
     left out.
     """
-    base = spec.grid
     lower = grid(spec, order)
-    f = base.nplate // lower.nplate
+    f = spec.grid.nplate // lower.nplate
     seen: dict[tuple[int, int], None] = {}
     for i, j in plate_plan(spec).plates:
         p = (i // f, j // f)
@@ -58,14 +92,14 @@ def plates_at_order(spec: MapSpec, order: int, duplicates: bool = False
     return tuple(seen)
 
 
-def bin_of(spec: MapSpec, order: int, i: int, j: int) -> int:
-    """Storage bin of plate ``(i, j)`` at ``order``: that of its lower-left deepest plate, or
-    of the first listed deepest plate under it when a region cut that one out."""
+def unit_of(spec: MapSpec, order: int, i: int, j: int) -> int:
+    """Storage unit of plate ``(i, j)`` at ``order``: that of its lower-left deepest plate, or
+    of the first listed deepest plate under it when the plate list left that one out."""
     plan = plate_plan(spec)
     corner = base_plate(spec.grid, order, i, j)
-    if corner in plan.bins:
-        return plan.bins[corner]
-    return plan.bins[first_base_plates(spec, order)[(i, j)]]
+    if corner in plan.units:
+        return plan.units[corner]
+    return plan.units[first_base_plates(spec, order)[(i, j)]]
 
 
 def rank_of(spec: MapSpec, order: int, i: int, j: int) -> int:
@@ -92,10 +126,8 @@ def plate_ids(spec: MapSpec) -> dict[tuple[int, int], int]:
 @lru_cache(maxsize=8)
 def overlap_pairs(spec: MapSpec) -> tuple[tuple[tuple[int, int], tuple[int, int], str], ...]:
     """``(plus, minus, kind)`` of every pair of neighbouring deepest plates in the map."""
-    from hipsluigi.geometry.plates import PlateGrid, plate_neighbours
-
-    grid = spec.grid
+    g = spec.grid
     present = set(plates_at_order(spec, spec.order))
-    pairs = plate_neighbours(PlateGrid(grid.order, grid.tile_width, grid.nplate, 0))
+    pairs = plate_neighbours(PlateGrid(g.order, g.tile_width, g.nplate, 0))
     return tuple(((i1, j1), (i2, j2), kind) for (i1, j1, i2, j2), kind in sorted(pairs.items())
                  if (i1, j1) in present and (i2, j2) in present)

@@ -1,44 +1,36 @@
-"""The Luigi task graph (DESIGN section 1).
+"""The Luigi task graph (docs/design.md, "Pipeline").
 
 One task per plate (mosaic, correction), per overlap pair (difference fit), per (plate, order)
 (shrink, tiles, PNGs, histogram) and per map (setup, survey index, plate list, plate table,
-background model, histogram merge, metadata). Task classes are thin: parameters,
-``requires``, ``output`` paths from the storage layout, and one call into the pure code. The
-map itself is described by the ``[hips]``/``[synthetic]`` configuration (:func:`current_spec`).
+background model, histogram merge, metadata). Every task carries the map it belongs to
+(``map``) and takes that map's settings from :func:`~hipsluigi.pipeline.settings.map_spec`.
+
+Task classes are thin: parameters, ``requires``, ``output`` paths from the storage layout, and a
+``work()`` that loads its inputs (``hipsluigi.storage.artifacts``), calls one pure kernel and
+saves the result. Where the work runs (in the worker, as a SLURM job, or not at all under
+``dryrun``) is :class:`~hipsluigi.execution.SlurmTask`'s business.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 
 import luigi
-import numpy as np
-from astropy.io import fits
-from threadpoolctl import threadpool_limits
 
-from hipsluigi.config import MapSpec, current_spec
+from hipsluigi.execution import SlurmTask
 from hipsluigi.geometry.hpx import plane_crpix
-from hipsluigi.geometry.platelist import plate_list, plate_name, write_plate_list
+from hipsluigi.geometry.platelist import plate_name
 from hipsluigi.geometry.plates import children
 from hipsluigi.geometry.sky import plate_cap
-from hipsluigi.mosaic.coadd import mosaic_plate
 from hipsluigi.pipeline import plan
-from hipsluigi.pipeline.worktree import check_work_tree, prepare_work_tree
-from hipsluigi.pyramid.shrink import assemble_quad, crop_padding, shrink2
-from hipsluigi.storage import (
-    check_fits_image,
-    link_or_copy_atomic,
-    read_fits_image,
-    write_atomic,
-    write_bytes_atomic,
-    write_fits_atomic,
-    write_text_atomic,
-)
-from hipsluigi.surveys import open_survey
-from hipsluigi.tiles.cut import plate_tiles, write_plate_tiles
+from hipsluigi.pipeline.settings import default_map_name, map_spec
+from hipsluigi.pipeline.worktree import check_work_tree, layout_of, prepare_work_tree
+from hipsluigi.spec import MapSpec, spec_sections
+from hipsluigi.storage import artifacts
+from hipsluigi.storage.atomic import link_or_copy_atomic, write_atomic, write_bytes_atomic
+from hipsluigi.storage.layout import StorageLayout
 
 log = logging.getLogger("luigi-interface")
 
@@ -50,72 +42,55 @@ def stretch_id(spec: MapSpec) -> str:
 
 
 class MapName(luigi.Parameter):
-    """The map a task belongs to; by default ``[hips] name`` (config or ``--hips-name``).
+    """The map a task belongs to; by default ``--hips-name`` or ``[hips] name``.
 
-    Part of every task id, so that several maps (W1 ... W4) can share one luigid.
+    Part of every task id, so that several maps (W1 ... W4) share one graph and one luigid.
     """
 
     def _value_iterator(self, task_name, param_name):
         # Luigi's own sources (command line, [TaskFamily] map) first, then [hips] name.
         yield from super()._value_iterator(task_name, param_name)
-        yield current_spec().name, None
+        yield default_map_name(), None
 
 
-class HipsTask(luigi.Task):
-    """Base of every hipsluigi task: the map's spec, its work tree and the executor."""
+class HipsTask(SlurmTask):
+    """Base of every hipsluigi task: its map's spec and work tree, and the map's executor.
+
+    Map-level bookkeeping runs in the driver even under ``executor = slurm``
+    (``slurm_job = False``); :class:`PlateTask` sends pixel work to the cluster.
+    """
 
     map = MapName(description="map name; default [hips] name")
-
-    #: Pixel tasks go to the cluster under ``executor = slurm``; map-level bookkeeping does not.
-    cluster_task = False
-    #: Tasks that do their (cheap) work even under ``executor = dryrun``.
-    dryrun_real = False
+    slurm_job = False
 
     @property
     def spec(self) -> MapSpec:
-        spec = current_spec()
-        if spec.name != self.map:
-            raise ValueError(f"{self.task_id} belongs to map {self.map!r} but the configuration "
-                             f"describes map {spec.name!r} ([hips] name)")
-        return spec
+        return map_spec(self.map)
 
     @property
-    def layout(self):
-        return self.spec.layout
+    def layout(self) -> StorageLayout:
+        return layout_of(self.spec)
+
+    @property
+    def executor(self) -> str:
+        return self.spec.executor
+
+    def job_files_dir(self):
+        return self.layout.scripts
+
+    def job_config(self) -> dict[str, dict[str, str]]:
+        # The job rebuilds this map's spec from its own sections, command-line overrides
+        # included, whatever the driver's configuration files said.
+        sections = super().job_config()
+        sections.update(spec_sections(self.spec))
+        return sections
 
     def complete(self) -> bool:
         check_work_tree(self.spec)
         return super().complete()
 
-    def run(self) -> None:
-        executor = self.spec.executor
-        if executor == "dryrun" and not self.dryrun_real:
-            self.dry_run()
-        elif executor == "slurm" and self.cluster_task:
-            from hipsluigi.slurm import run_on_slurm
-
-            run_on_slurm(self, self.layout.scripts)
-        else:
-            self.work_one_thread()
-
-    def work_one_thread(self) -> None:
-        """:meth:`work` with BLAS held to one thread.
-
-        Our only matrix products are ``(N, 3) @ (3, 3)`` rotations, which BLAS threads do not
-        speed up; but each Luigi worker process (or SLURM job) starting a pool of one BLAS
-        thread per core oversubscribes the cores, and spinning pools made the default map
-        three times slower on two cores.
-        """
-        with threadpool_limits(limits=1, user_api="blas"):
-            self.work()
-
-    def dry_run(self) -> None:
-        """``executor = dryrun``: write a placeholder for every output, compute no pixel."""
-        for target in luigi.task.flatten(self.output()):
-            write_text_atomic(target.path, f"hipsluigi dryrun placeholder for {self.task_id}\n")
-
-    def work(self) -> None:
-        raise NotImplementedError
+    def target(self, path) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(path))
 
 
 class PlateTask(HipsTask):
@@ -124,11 +99,12 @@ class PlateTask(HipsTask):
     order = luigi.IntParameter()
     i = luigi.IntParameter()
     j = luigi.IntParameter()
-    cluster_task = True
+    slurm_job = True
 
     @property
-    def bin(self) -> int:
-        return plan.bin_of(self.spec, self.order, self.i, self.j)
+    def unit(self) -> int:
+        """The storage unit holding this plate's files."""
+        return plan.unit_of(self.spec, self.order, self.i, self.j)
 
     @property
     def priority(self) -> int:
@@ -139,79 +115,66 @@ class PlateTask(HipsTask):
 
     @property
     def resources(self) -> dict[str, int]:
-        name = f"storage_unit_{self.bin}"
+        name = f"storage_unit_{self.unit}"
         configured = luigi.configuration.get_config().has_option("resources", name)
         return {name: 1} if configured else {}
 
     @property
     def plate_label(self) -> str:
-        return f"{plate_name(self.i, self.j)} order {self.order}"
+        return f"{self.map} {plate_name(self.i, self.j)} order {self.order}"
+
+    def same_plate(self, family: type[PlateTask], order: int | None = None) -> PlateTask:
+        return family(map=self.map, order=self.order if order is None else order, i=self.i,
+                      j=self.j)
 
 
-def plate_task(spec: MapSpec, order: int, i: int, j: int) -> PlateTask:
+def plate_task(map_name: str, spec: MapSpec, order: int, i: int, j: int) -> PlateTask:
     """The task whose output is plate ``(i, j)`` at ``order`` (corrected, unpadded)."""
-    if order == spec.order:
-        return CorrectPlate(order=order, i=i, j=j)
-    return ShrinkPlate(order=order, i=i, j=j)
-
-
-def read_plate(target: luigi.LocalTarget) -> np.ndarray:
-    """A plate's pixels, memory-mapped: readers take slices or strided quarters, and a plate
-    read whole into fresh memory costs more in page faults than the work on it."""
-    return read_fits_image(target.path, memmap=True)[0]
-
-
-def _save_npz(path, arrays: dict) -> None:
-    with open(path, "wb") as f:  # an open file: numpy adds no ".npz" to the name
-        np.savez(f, **arrays)
-
-
-def read_manifest(target: luigi.LocalTarget) -> dict:
-    """A tile group's manifest: ``{"order", "plate", "tiles": [npix, ...]}``."""
-    with target.open("r") as f:
-        return json.load(f)
+    family = CorrectPlate if order == spec.order else ShrinkPlate
+    return family(map=map_name, order=order, i=i, j=j)
 
 
 class Setup(HipsTask):
     """The work tree on every storage unit and the ``subsetK`` links (mHiPSSetup)."""
 
-    dryrun_real = True
+    dryrun_work = True
 
     def output(self):
-        return luigi.LocalTarget(str(self.layout.fingerprint))
+        return self.target(self.layout.fingerprint)
 
     def work(self) -> None:
         prepare_work_tree(self.spec)
 
 
 class PlateList(HipsTask):
-    """``platelist.tbl``: on-sky plates, storage bins, round-robin order (mHPXPlateList)."""
+    """``platelist.tbl``: on-sky plates, storage units, round-robin order (mHPXPlateList).
 
-    dryrun_real = True
+    The graph itself reads the plate list (``hipsluigi.pipeline.plan``), which writes it when
+    missing; this task makes it an explicit node of the graph, after the work tree.
+    """
+
+    dryrun_work = True
 
     def requires(self):
-        return Setup()
+        return Setup(map=self.map)
 
     def output(self):
-        return luigi.LocalTarget(str(self.layout.platelist))
+        return self.target(self.layout.platelist)
 
     def work(self) -> None:
-        spec = self.spec
-        table = plate_list(spec.grid, spec.layout.nunits, spec.region_spec)
-        write_atomic(self.layout.platelist, lambda tmp: write_plate_list(table, tmp))
+        plan.ensure_plate_list(self.spec)
 
 
 class SurveyIndex(HipsTask):
     """The images of a ``fits`` survey: usable ones with their footprint, the rest with why."""
 
     def requires(self):
-        return Setup()
+        return Setup(map=self.map)
 
     def output(self):
-        return luigi.LocalTarget(str(self.layout.survey_index))
+        return self.target(self.layout.survey_index)
 
     def work(self) -> None:
-        from hipsluigi.background.tables import write_table
         from hipsluigi.surveys.fits_folder import scan_folder
 
         spec = self.spec
@@ -221,51 +184,43 @@ class SurveyIndex(HipsTask):
         if not (index["status"] == "ok").any():
             raise ValueError(f"[hips] survey_path {spec.survey_path!r}: no usable image among "
                              f"{len(index)} files")
-        write_table(index, self.output().path)
+        artifacts.write_ipac_table(self.output().path, index)
 
 
 class PlateMosaic(PlateTask):
-    """The padded plate mosaic of the survey's frames at the deepest order (mExec)."""
+    """The padded plate mosaic of the survey's images at the deepest order (mExec)."""
 
     def requires(self):
         if self.spec.survey == "fits":
-            return [PlateList(), SurveyIndex()]
-        return PlateList()
+            return [PlateList(map=self.map), SurveyIndex(map=self.map)]
+        return [PlateList(map=self.map)]
 
     def output(self):
-        return luigi.LocalTarget(str(self.layout.mosaic(self.i, self.j, self.bin)))
+        return self.target(self.layout.mosaic(self.i, self.j, self.unit))
 
     def work(self) -> None:
+        from hipsluigi.mosaic.coadd import mosaic_plate
+        from hipsluigi.surveys import open_survey
+
         spec = self.spec
         grid = spec.grid
+        index = None
+        if spec.survey == "fits":
+            index = artifacts.read_ipac_table(self.layout.survey_index)
         centre, radius = plate_cap(grid, self.i, self.j)
-        frames = open_survey(spec).frames_touching(centre, radius)
-        result = mosaic_plate(grid, self.i, self.j, frames, spec.frame, spec.reproject,
-                              match_frames=spec.background != "none")
-        header = fits.Header()
-        header.update(grid.plate_header(self.i, self.j, spec.frame, padded=True))
-        header["NFRAMES"] = (len(result.used), "frames coadded")
-        header["NSKIPPED"] = (len(result.skipped), "frames skipped as unusable")
-        for reason in result.skipped.values():
-            header.add_history(f"skipped {reason}"[:72])
-        for reason in result.skipped.values():
+        images = open_survey(spec, index).images_touching(centre, radius)
+        result = mosaic_plate(grid, self.i, self.j, images, spec.frame, spec.reproject,
+                              match_images=spec.background != "none")
+        for reason in result.skipped_images.values():
             log.warning("%s: skipped %s", self.plate_label, reason)
-        hdus = [fits.PrimaryHDU(result.image, header)]
-        if result.planes:
-            keys = list(result.planes)
-            planes = np.array([result.planes[k] for k in keys]).reshape(-1, 3)
-            hdus.append(fits.BinTableHDU.from_columns([
-                fits.Column("frame", "64A", array=keys),
-                fits.Column("c", "D", array=planes[:, 0]),
-                fits.Column("a", "D", array=planes[:, 1]),
-                fits.Column("b", "D", array=planes[:, 2]),
-            ], name="FRAMES", header=fits.Header([("COMMENT", "background planes subtracted: "
-                                                   "c + a u + b v, u = (x - x0)/size")])))
-        write_fits_atomic(self.output().path, fits.HDUList(hdus))
+        artifacts.write_plate_mosaic(
+            self.output().path, result.data, grid.plate_header(self.i, self.j, spec.frame,
+                                                               padded=True),
+            result.used_images, result.skipped_images, result.image_planes)
 
 
-def _mosaic_tasks(spec: MapSpec) -> dict:
-    return {(i, j): PlateMosaic(order=spec.order, i=i, j=j)
+def _mosaic_tasks(map_name: str, spec: MapSpec) -> dict:
+    return {(i, j): PlateMosaic(map=map_name, order=spec.order, i=i, j=j)
             for i, j in plan.plates_at_order(spec, spec.order)}
 
 
@@ -273,21 +228,20 @@ class PlateTable(HipsTask):
     """``images.tbl`` of the plate mosaics (mImgtbl), in Montage's columns."""
 
     def requires(self):
-        return _mosaic_tasks(self.spec)
+        return _mosaic_tasks(self.map, self.spec)
 
     def output(self):
-        return luigi.LocalTarget(str(self.layout.images_table))
+        return self.target(self.layout.images_table)
 
     def work(self) -> None:
-        from hipsluigi.background.tables import images_table, write_table
+        from hipsluigi.background.tables import images_table
 
-        spec = self.spec
-        ids = plan.plate_ids(spec)
+        ids = plan.plate_ids(self.spec)
         plates = sorted(ids, key=ids.__getitem__)
         targets = self.input()
-        headers = [fits.getheader(targets[p].path) for p in plates]
+        headers = [artifacts.read_plate_header(targets[p].path) for p in plates]
         paths = [os.path.relpath(targets[p].path, self.layout.base / "mosaics") for p in plates]
-        write_table(images_table(plates, headers, paths), self.output().path)
+        artifacts.write_ipac_table(self.output().path, images_table(plates, headers, paths))
 
 
 class OverlapFit(PlateTask):
@@ -298,103 +252,97 @@ class OverlapFit(PlateTask):
     mj = luigi.IntParameter()
 
     def requires(self):
-        return {"plus": PlateMosaic(order=self.order, i=self.i, j=self.j),
-                "minus": PlateMosaic(order=self.order, i=self.mi, j=self.mj)}
+        return {"plus": self.same_plate(PlateMosaic),
+                "minus": PlateMosaic(map=self.map, order=self.order, i=self.mi, j=self.mj)}
 
     def output(self):
-        return luigi.LocalTarget(str(self.layout.overlap_fit((self.i, self.j),
-                                                             (self.mi, self.mj), self.bin)))
+        return self.target(self.layout.difference_fit((self.i, self.j), (self.mi, self.mj),
+                                                      self.unit))
 
     def work(self) -> None:
         from hipsluigi.background.overlap import fit_overlap, ring_stride
 
         spec = self.spec
         ids = plan.plate_ids(spec)
-        grid = spec.grid
-        stride = ring_stride(grid)
-        with fits.open(self.input()["plus"].path, memmap=True) as plus, \
-                fits.open(self.input()["minus"].path, memmap=True) as minus:
-            fit = fit_overlap(grid, (self.i, self.j), (self.mi, self.mj), plus[0].data,
-                              minus[0].data, ids[(self.i, self.j)], ids[(self.mi, self.mj)],
-                              stride)
-        write_text_atomic(self.output().path, json.dumps(None if fit is None else fit.row()))
+        plus = artifacts.read_plate(self.input()["plus"].path)
+        minus = artifacts.read_plate(self.input()["minus"].path)
+        fit = fit_overlap(spec.grid, (self.i, self.j), (self.mi, self.mj), plus, minus,
+                          ids[(self.i, self.j)], ids[(self.mi, self.mj)], ring_stride(spec.grid))
+        artifacts.write_difference_fit(self.output().path, fit)
 
 
 class BackgroundModel(HipsTask):
-    """The global background solution (mBgModel): ``fitcombo.tbl`` and ``corrections.tbl``."""
+    """The global background solution (mBgModel): ``fitcombo.tbl``, ``corrections.tbl`` and
+    the seam fields."""
 
     def requires(self):
-        spec = self.spec
-        return {"images": PlateTable(),
-                "fits": [OverlapFit(order=spec.order, i=p[0], j=p[1], mi=m[0], mj=m[1])
-                         for p, m, _ in plan.overlap_pairs(spec)]}
+        return {"images": PlateTable(map=self.map),
+                "diffs": [OverlapFit(map=self.map, order=self.spec.order, i=p[0], j=p[1],
+                                     mi=m[0], mj=m[1])
+                          for p, m, _ in plan.overlap_pairs(self.spec)]}
 
     def output(self):
-        return {"fits": luigi.LocalTarget(str(self.layout.fits_table)),
-                "corrections": luigi.LocalTarget(str(self.layout.corrections_table)),
-                "seams": luigi.LocalTarget(str(self.layout.seams))}
+        return {"fitcombo": self.target(self.layout.fitcombo_table),
+                "corrections": self.target(self.layout.corrections_table),
+                "seams": self.target(self.layout.seams)}
 
     def work(self) -> None:
         from hipsluigi.background.model import solve_background
-        from hipsluigi.background.overlap import OverlapFit as Fit
         from hipsluigi.background.seams import edge_fields
-        from hipsluigi.background.tables import corrections_table, fits_table, write_table
+        from hipsluigi.background.tables import corrections_table, fitcombo_table
 
         spec = self.spec
-        records = []
-        for target in self.input()["fits"]:
-            with target.open("r") as f:
-                row = json.load(f)
-            if row is not None:
-                records.append(Fit(**row))
+        records = [r for r in (artifacts.read_difference_fit(t.path)
+                               for t in self.input()["diffs"]) if r is not None]
         ids = plan.plate_ids(spec)
         solution = solve_background(records, list(ids.values()), spec.grid.face_side,
                                     slopes=spec.background_fit == "slopes")
         for k in solution.rejected:
-            log.warning("background model: rejected overlap fit %s - %s as an outlier",
+            log.warning("background model: rejected difference fit %s - %s as an outlier",
                         records[k].plus, records[k].minus)
         names = {v: plate_name(*p) for p, v in ids.items()}
         fields = edge_fields(records, solution.planes, plane_crpix(spec.grid.face_side))
-        write_table(fits_table(records), self.output()["fits"].path)
-        write_table(corrections_table(solution.planes, names),
-                    self.output()["corrections"].path)
-        write_atomic(self.output()["seams"].path, lambda tmp: _save_npz(
-            tmp, {str(k): v for k, v in fields.items()}))
+        out = self.output()
+        artifacts.write_ipac_table(out["fitcombo"].path, fitcombo_table(records))
+        artifacts.write_ipac_table(out["corrections"].path,
+                                   corrections_table(solution.planes, names))
+        artifacts.write_seam_fields(out["seams"].path, fields)
 
 
 class CorrectPlate(PlateTask):
     """The deepest-order plate: the mosaic, background-corrected, padding removed."""
 
     def requires(self):
-        reqs = {"mosaic": PlateMosaic(order=self.order, i=self.i, j=self.j)}
+        reqs = {"mosaic": self.same_plate(PlateMosaic)}
         if self.spec.background == "global":
-            reqs["model"] = BackgroundModel()
+            reqs["model"] = BackgroundModel(map=self.map)
         return reqs
 
     def output(self):
-        return luigi.LocalTarget(str(self.layout.plate(self.order, self.i, self.j, self.bin)))
+        return self.target(self.layout.plate(self.order, self.i, self.j, self.unit))
 
     def work(self) -> None:
         from hipsluigi.background.seams import correct_plate
-        from hipsluigi.background.tables import read_corrections
+        from hipsluigi.pyramid.shrink import crop_padding
 
         spec = self.spec
         grid = spec.grid
+        mosaic = self.input()["mosaic"].path
         if spec.background != "global" and grid.pad == 0:
             # Nothing to subtract or crop: the mosaic is the plate, and a link saves a copy.
-            check_fits_image(self.input()["mosaic"].path, grid.shape())
-            link_or_copy_atomic(self.input()["mosaic"].path, self.output().path)
+            artifacts.check_plate(mosaic, grid.shape())
+            link_or_copy_atomic(mosaic, self.output().path)
             return
-        plate = crop_padding(read_plate(self.input()["mosaic"]), grid.pad)
+        plate = crop_padding(artifacts.read_plate(mosaic), grid.pad)
         if spec.background == "global":
+            model = self.input()["model"]
             pid = plan.plate_ids(spec)[(self.i, self.j)]
-            plane = read_corrections(self.input()["model"]["corrections"].path)[pid]
-            with np.load(self.input()["model"]["seams"].path) as seams:
-                edges = seams[str(pid)] if str(pid) in seams.files else None
+            plane = artifacts.read_corrections(model["corrections"].path)[pid]
+            edges = artifacts.read_seam_field(model["seams"].path, pid)
             plate = correct_plate(plate, grid.origin(self.i, self.j), plane, edges,
                                   plane_crpix(grid.face_side))
         header = grid.plate_header(self.i, self.j, spec.frame, padded=False)
-        write_fits_atomic(self.output().path, fits.PrimaryHDU(plate, header))
+        artifacts.write_plate(self.output().path, plate, header)
 
 
 class ShrinkPlate(PlateTask):
@@ -412,61 +360,64 @@ class ShrinkPlate(PlateTask):
 
     def requires(self):
         spec = self.spec
-        return [plate_task(spec, self.order + 1, ci, cj) for _, _, ci, cj in self._children()]
+        return [plate_task(self.map, spec, self.order + 1, ci, cj)
+                for _, _, ci, cj in self._children()]
 
     def output(self):
-        return luigi.LocalTarget(str(self.layout.plate(self.order, self.i, self.j, self.bin)))
+        return self.target(self.layout.plate(self.order, self.i, self.j, self.unit))
 
     def work(self) -> None:
+        from hipsluigi.pyramid.shrink import assemble_quad, shrink2
+
         spec = self.spec
         kids = self._children()
-        upper = plan.grid(spec, self.order + 1)
-        data = [read_plate(t) for t in self.input()]
+        data = [artifacts.read_plate(t.path) for t in self.input()]
         if len(children(spec.grid, self.order, self.i, self.j)) == 1:
             parent = shrink2(data[0])
         else:
             quad = {(a, b): d for (a, b, _, _), d in zip(kids, data, strict=True)}
-            parent = shrink2(assemble_quad(quad, upper.plate_side))
+            parent = shrink2(assemble_quad(quad, plan.grid(spec, self.order + 1).plate_side))
         header = plan.grid(spec, self.order).plate_header(self.i, self.j, spec.frame,
                                                           padded=False)
-        write_fits_atomic(self.output().path, fits.PrimaryHDU(parent, header))
+        artifacts.write_plate(self.output().path, parent, header)
 
 
 class PlateTiles(PlateTask):
     """The FITS tiles of plate ``(i, j)`` at ``order`` (mHiPSTiles), and their manifest."""
 
     def requires(self):
-        return plate_task(self.spec, self.order, self.i, self.j)
+        return plate_task(self.map, self.spec, self.order, self.i, self.j)
 
     def output(self):
-        return luigi.LocalTarget(str(self.layout.manifest(self.order, self.i, self.j, self.bin,
-                                                          "fits")))
+        return self.target(self.layout.manifest(self.order, self.i, self.j, self.unit, "fits"))
 
     def work(self) -> None:
+        from hipsluigi.tiles.cut import write_plate_tiles
+
         spec = self.spec
-        plate = read_plate(self.input())
+        layout = self.layout
+        plate = artifacts.read_plate(self.input().path)
         written = write_plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j,
-                                    spec.frame, lambda npix: self.layout.tile(self.order, npix,
-                                                                              "fits"))
-        manifest = {"order": self.order, "plate": plate_name(self.i, self.j), "tiles": written}
-        write_text_atomic(self.output().path, json.dumps(manifest))
+                                    spec.frame, lambda npix: layout.tile(self.order, npix, "fits"),
+                                    write_file=write_atomic)
+        artifacts.write_manifest(self.output().path, self.order, plate_name(self.i, self.j),
+                                 written)
 
 
 class PlateHistogram(PlateTask):
     """Histogram of one plate's pixels at ``order``, merged by :class:`Histogram`."""
 
     def requires(self):
-        return plate_task(self.spec, self.order, self.i, self.j)
+        return plate_task(self.map, self.spec, self.order, self.i, self.j)
 
     def output(self):
-        return luigi.LocalTarget(str(self.layout.plate_histogram(self.order, self.i, self.j,
-                                                                 self.bin)))
+        return self.target(self.layout.plate_histogram(self.order, self.i, self.j, self.unit))
 
     def work(self) -> None:
-        from hipsluigi.stretch.histogram import histogram_of, save_histogram
+        from hipsluigi.stretch.histogram import histogram_of
 
-        plate = read_plate(self.input())
-        write_atomic(self.output().path, lambda tmp: save_histogram(histogram_of(plate), tmp))
+        plate = artifacts.read_plate(self.input().path)
+        artifacts.write_histogram(self.output().path, histogram_of(plate))
 
 
 class Histogram(HipsTask):
@@ -475,57 +426,55 @@ class Histogram(HipsTask):
     def requires(self):
         spec = self.spec
         order = spec.histogram_order
-        return [PlateHistogram(order=order, i=i, j=j)
+        return [PlateHistogram(map=self.map, order=order, i=i, j=j)
                 for i, j in plan.plates_at_order(spec, order)]
 
     def output(self):
-        return luigi.LocalTarget(str(self.layout.stretch(stretch_id(self.spec))))
+        return self.target(self.layout.stretch(stretch_id(self.spec)))
 
     def work(self) -> None:
-        from hipsluigi.stretch.histogram import load_histogram, merge_histograms, save_histogram
+        from hipsluigi.stretch.histogram import merge_histograms
         from hipsluigi.stretch.stretch import make_stretch
 
         spec = self.spec
-        merged = merge_histograms([load_histogram(t.path) for t in self.input()])
+        merged = merge_histograms([artifacts.read_histogram(t.path) for t in self.input()])
         stretch = make_stretch(merged, spec.stretch, spec.stretch_min, spec.stretch_max)
-        hist_path = self.layout.stretch(stretch_id(spec)).with_suffix(".hist.npz")
-        write_atomic(hist_path, lambda tmp: save_histogram(merged, tmp))
-        write_text_atomic(self.output().path, stretch.to_json())
+        artifacts.write_histogram(self.layout.merged_histogram(stretch_id(spec)), merged)
+        artifacts.write_stretch(self.output().path, stretch)
 
 
 class PlatePNGs(PlateTask):
     """8-bit PNG tiles beside the FITS tiles of plate ``(i, j)`` at ``order`` (mViewer)."""
 
     def requires(self):
-        return {"tiles": PlateTiles(order=self.order, i=self.i, j=self.j),
-                "plate": plate_task(self.spec, self.order, self.i, self.j),
-                "stretch": Histogram()}
+        return {"tiles": self.same_plate(PlateTiles),
+                "plate": plate_task(self.map, self.spec, self.order, self.i, self.j),
+                "stretch": Histogram(map=self.map)}
 
     def output(self):
-        return luigi.LocalTarget(str(self.layout.manifest(
-            self.order, self.i, self.j, self.bin, f"png-{stretch_id(self.spec)}")))
+        return self.target(self.layout.manifest(self.order, self.i, self.j, self.unit,
+                                                f"png-{stretch_id(self.spec)}"))
 
     def work(self) -> None:
-        from hipsluigi.stretch.stretch import Stretch
+        from hipsluigi.tiles.cut import plate_tiles
         from hipsluigi.tiles.png import encode_png
 
         spec = self.spec
-        stretch = Stretch.load(self.input()["stretch"].path)
-        wanted = set(read_manifest(self.input()["tiles"])["tiles"])
-        plate = read_plate(self.input()["plate"])
+        stretch = artifacts.read_stretch(self.input()["stretch"].path)
+        wanted = set(artifacts.read_manifest(self.input()["tiles"].path)["tiles"])
+        plate = artifacts.read_plate(self.input()["plate"].path)
         written = []
         for npix, tile in plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j):
             if npix in wanted:
                 write_bytes_atomic(self.layout.tile(self.order, npix, "png"),
                                    encode_png(tile, stretch))
                 written.append(npix)
-        manifest = {"order": self.order, "plate": plate_name(self.i, self.j), "tiles": written,
-                    "stretch": stretch_id(spec)}
-        write_text_atomic(self.output().path, json.dumps(manifest))
+        artifacts.write_manifest(self.output().path, self.order, plate_name(self.i, self.j),
+                                 written, stretch=stretch_id(spec))
 
 
-def _all_plate_tasks(spec: MapSpec, family) -> list[PlateTask]:
-    return [family(order=k, i=i, j=j) for k in range(spec.order, -1, -1)
+def _all_plate_tasks(map_name: str, spec: MapSpec, family) -> list[PlateTask]:
+    return [family(map=map_name, order=k, i=i, j=j) for k in range(spec.order, -1, -1)
             for i, j in plan.plates_at_order(spec, k)]
 
 
@@ -534,9 +483,9 @@ class HiPSMetadata(HipsTask):
 
     def requires(self):
         spec = self.spec
-        return {"tiles": _all_plate_tasks(spec, PlateTiles),
-                "pngs": _all_plate_tasks(spec, PlatePNGs),
-                "stretch": Histogram()}
+        return {"tiles": _all_plate_tasks(self.map, spec, PlateTiles),
+                "pngs": _all_plate_tasks(self.map, spec, PlatePNGs),
+                "stretch": Histogram(map=self.map)}
 
     def _key(self) -> str:
         spec = self.spec
@@ -544,46 +493,65 @@ class HiPSMetadata(HipsTask):
         return hashlib.sha1(text.encode()).hexdigest()[:8]
 
     def output(self):
-        return {"properties": luigi.LocalTarget(str(self.layout.hips_dir / "properties")),
-                "marker": luigi.LocalTarget(str(self.layout.metadata_marker(self._key())))}
+        return {"properties": self.target(self.layout.hips_dir / "properties"),
+                "marker": self.target(self.layout.metadata_marker(self._key()))}
 
     def work(self) -> None:
         from hipsluigi.metadata.build import write_hips_metadata
+        from hipsluigi.storage.atomic import write_text_atomic
 
-        spec = self.spec
         tiles: dict[int, list[int]] = {}
         for target in self.input()["tiles"]:
-            manifest = read_manifest(target)
+            manifest = artifacts.read_manifest(target.path)
             tiles.setdefault(manifest["order"], []).extend(manifest["tiles"])
-        write_hips_metadata(spec, tiles, self.input()["stretch"].path)
+        stretch = artifacts.read_stretch(self.input()["stretch"].path)
+        write_hips_metadata(self.spec, self.layout.hips_dir, tiles, stretch)
         write_text_atomic(self.output()["marker"].path, self._key())
 
 
 class AllSkyFITS(luigi.WrapperTask):
-    """Every FITS tile of every order (no PNG, no metadata): the data part of the map."""
+    """Every FITS tile of every order of one map (no PNG, no metadata): the data part."""
 
     map = MapName(description="map name; default [hips] name")
 
     def requires(self):
-        return _all_plate_tasks(current_spec(), PlateTiles)
+        return _all_plate_tasks(self.map, map_spec(self.map), PlateTiles)
 
 
 class AllSkyPNGs(luigi.WrapperTask):
-    """The whole map: every FITS and PNG tile of every order, and the HiPS metadata."""
+    """One whole map: every FITS and PNG tile of every order, and the HiPS metadata."""
 
     map = MapName(description="map name; default [hips] name")
 
     def requires(self):
-        return HiPSMetadata()
+        return HiPSMetadata(map=self.map)
 
     def run(self) -> None:
-        hips_dir = current_spec().layout.hips_dir
-        log.info("HiPS map complete: %s (serve it with `python -m http.server -d %s` and open "
-                 "http://localhost:8000/index.html)", hips_dir, hips_dir)
+        hips_dir = layout_of(map_spec(self.map)).hips_dir
+        log.info("HiPS map %s complete: %s (serve it with `python -m http.server -d %s` and "
+                 "open http://localhost:8000/index.html)", self.map, hips_dir, hips_dir)
+
+
+class AllMaps(luigi.WrapperTask):
+    """Several whole maps in one graph: ``--maps W1,W2,W3,W4``; each map's settings are
+    ``[hips]`` overlaid by its ``[hips.NAME]`` section."""
+
+    maps = luigi.Parameter(description="comma-separated map names")
+
+    @property
+    def names(self) -> list[str]:
+        names = [m.strip() for m in self.maps.split(",") if m.strip()]
+        if not names:
+            raise ValueError("AllMaps: --maps names no map")
+        return list(dict.fromkeys(names))
+
+    def requires(self):
+        return [AllSkyPNGs(map=name) for name in self.names]
 
 
 __all__ = [
-    "AllSkyFITS", "AllSkyPNGs", "BackgroundModel", "CorrectPlate", "HiPSMetadata", "Histogram",
-    "OverlapFit", "PlateHistogram", "PlateList", "PlateMosaic", "PlatePNGs", "PlateTable",
-    "PlateTiles", "Setup", "ShrinkPlate", "SurveyIndex",
+    "AllMaps", "AllSkyFITS", "AllSkyPNGs", "BackgroundModel", "CorrectPlate", "HiPSMetadata",
+    "HipsTask", "Histogram", "OverlapFit", "PlateHistogram", "PlateList", "PlateMosaic",
+    "PlatePNGs", "PlateTable", "PlateTask", "PlateTiles", "Setup", "ShrinkPlate", "SurveyIndex",
+    "stretch_id",
 ]

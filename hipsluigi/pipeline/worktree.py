@@ -1,4 +1,4 @@
-"""The work tree's fingerprint: a map name's work tree belongs to one set of pixel settings.
+"""A map's work tree and its fingerprint: a work tree belongs to one set of pixel settings.
 
 A second run with the same ``[hips] name`` and storage but, say, another order would otherwise
 find old plates at the same paths and take them as done. ``hips.json`` records the settings
@@ -9,14 +9,23 @@ keys, before any task runs.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
-from hipsluigi.config import MapSpec
+from hipsluigi.spec import MapSpec
+from hipsluigi.storage.atomic import write_text_atomic
+from hipsluigi.storage.layout import StorageLayout
 
 _checked: set[MapSpec] = set()
 
 
 class WorkTreeMismatch(RuntimeError):
     """The work tree was built with other pixel settings."""
+
+
+@lru_cache(maxsize=64)
+def layout_of(spec: MapSpec) -> StorageLayout:
+    """Where map ``spec``'s files live."""
+    return StorageLayout(spec.storage, spec.name)
 
 
 def fingerprint_text(spec: MapSpec) -> str:
@@ -27,7 +36,7 @@ def check_work_tree(spec: MapSpec) -> None:
     """Raise :class:`WorkTreeMismatch` if ``hips.json`` exists and records other settings."""
     if spec in _checked:
         return
-    path = spec.layout.fingerprint
+    path = layout_of(spec).fingerprint
     if not path.exists():
         return
     recorded = json.loads(path.read_text())
@@ -37,15 +46,14 @@ def check_work_tree(spec: MapSpec) -> None:
         details = ", ".join(f"{k}: {recorded.get(k)!r} -> {wanted.get(k)!r}" for k in diff)
         raise WorkTreeMismatch(
             f"{path}: the work tree of map {spec.name!r} was built with other settings "
-            f"({details}). Use another [hips] name or storage, or delete {spec.layout.base}."
+            f"({details}). Use another [hips] name or storage, or delete "
+            f"{layout_of(spec).base}."
         )
     _checked.add(spec)
 
 
 def prepare_work_tree(spec: MapSpec) -> None:
     """Create the work tree on every storage unit and record the fingerprint."""
-    from hipsluigi.storage import write_text_atomic
-
     check_work_tree(spec)
-    spec.layout.setup()
-    write_text_atomic(spec.layout.fingerprint, fingerprint_text(spec))
+    layout_of(spec).setup()
+    write_text_atomic(layout_of(spec).fingerprint, fingerprint_text(spec))

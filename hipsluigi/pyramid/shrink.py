@@ -1,8 +1,13 @@
 """Lower orders: each parent pixel is the NaN-ignoring mean of its 2 x 2 children.
 
 In the HPX plane an aligned 2 x 2 block of pixels is exactly the four NESTED children of one
-parent pixel, so shrinking a plate by 2 is the HiPS rule "parent = mean of the 4 children".
-Unlike Montage's mShrink, every output row is written (mShrink leaves the last row at zero).
+parent pixel, so shrinking a plate by 2 is the HiPS rule "parent = mean of the 4 children"
+(``docs/design.md``, "Plates and orders"). Unlike Montage's mShrink, every output row is written
+(mShrink leaves the last row at zero). :func:`block_nanmean` is the one block-mean kernel: the
+pyramid uses it with blocks of 2 in float32, the ``Allsky`` previews
+(:mod:`hipsluigi.metadata.allsky`) with larger blocks in float64.
+
+Arrays are indexed ``[row, col]``; row 0 is the first FITS row.
 """
 
 from __future__ import annotations
@@ -10,37 +15,108 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from numpy.typing import DTypeLike
+
+
+def block_nanmean(data: np.ndarray, factor: int, dtype: DTypeLike = np.float32) -> np.ndarray:
+    """NaN-ignoring mean of the aligned ``factor x factor`` blocks of a 2-D array.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        2-D array ``[row, col]`` whose sides are multiples of ``factor``. Floats of the width of
+        ``dtype`` are used as they are, in either byte order (a memory-mapped big-endian FITS
+        image is read block part by block part, never swapped whole); anything else is
+        converted to ``dtype`` first.
+    factor : int
+        Side of the blocks, in pixels (>= 1). Block ``(r, c)`` covers rows
+        ``r*factor .. (r+1)*factor - 1`` and columns ``c*factor .. (c+1)*factor - 1``.
+    dtype : data-type, optional
+        Float type of the sums, of the count and of the result.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(rows / factor, cols / factor)`` array of ``dtype``, native byte order: the mean of
+        each block's finite values, NaN (the NaN of ``0 / 0``) where the block has none.
+
+    Raises
+    ------
+    ValueError
+        If ``factor < 1`` or a side of ``data`` is not a multiple of ``factor``.
+
+    Notes
+    -----
+    The sums run in ``dtype`` over the strided views ``data[r::factor, c::factor]``, added one
+    after the other with ``r`` then ``c`` increasing (row-major order within a block), and each
+    sum is divided once by its count. That order is part of the contract: it fixes every bit of
+    the result.
+    """
+    rows, cols = data.shape
+    if factor < 1 or rows % factor or cols % factor:
+        raise ValueError(f"cannot take {factor} x {factor} block means of an array of shape "
+                         f"{data.shape}: odd shape or factor")
+    dtype = np.dtype(dtype)
+    if data.dtype.kind != "f" or data.dtype.itemsize != dtype.itemsize:
+        data = np.asarray(data, dtype=dtype)
+    total = np.zeros((rows // factor, cols // factor), dtype=dtype)
+    count = np.zeros_like(total)
+    zero = dtype.type(0.0)
+    for r in range(factor):
+        for c in range(factor):
+            part = data[r::factor, c::factor]
+            finite = np.isfinite(part)
+            total += np.where(finite, part, zero)
+            count += finite
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count  # 0/0 is NaN: a blank block
 
 
 def shrink2(plate: np.ndarray) -> np.ndarray:
-    """NaN-ignoring mean of aligned 2 x 2 blocks; NaN only where all four are NaN.
+    """The plate one order lower: the NaN-ignoring mean of its aligned 2 x 2 blocks.
 
-    ``plate`` has even dimensions ``(rows, cols)``; returns float32 ``(rows/2, cols/2)``.
-    Works on the four strided quarter views in float32 (a sum of four values loses nothing that
-    matters; float64 temporaries made this 6x slower); big-endian FITS data (a memory-mapped
-    plate) is swapped quarter by quarter, never copied whole.
+    Parameters
+    ----------
+    plate : numpy.ndarray
+        Unpadded plate ``[row, col]`` with even sides; float32 of either byte order is read as
+        it is (see :func:`block_nanmean`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(rows / 2, cols / 2)``; NaN only where all four children are NaN. Sums are
+        taken in float32 (a sum of four values loses nothing that matters).
+
+    Raises
+    ------
+    ValueError
+        If a side of ``plate`` is odd.
     """
-    rows, cols = plate.shape
-    if rows % 2 or cols % 2:
-        raise ValueError(f"cannot shrink a plate of odd shape {plate.shape}")
-    if plate.dtype.kind != "f" or plate.dtype.itemsize != 4:
-        plate = np.asarray(plate, dtype=np.float32)  # float32 of either byte order is used as is
-    quarters = (plate[0::2, 0::2], plate[0::2, 1::2], plate[1::2, 0::2], plate[1::2, 1::2])
-    total = np.zeros(quarters[0].shape, dtype=np.float32)
-    count = np.zeros(quarters[0].shape, dtype=np.float32)
-    for quarter in quarters:
-        finite = np.isfinite(quarter)
-        total += np.where(finite, quarter, np.float32(0.0))
-        count += finite
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return total / count  # 0/0 is NaN: all four children blank
+    return block_nanmean(plate, 2, np.float32)
 
 
 def assemble_quad(children: Mapping[tuple[int, int], np.ndarray | None], side: int) -> np.ndarray:
-    """Place four child plates ``(a, b)``, a, b in {0, 1}, into one ``2*side`` square plate.
+    """Place four child plates into one ``2*side`` square plate.
 
-    Child ``(a, b)`` is plate ``(2i + a, 2j + b)``: ``a`` steps along columns, ``b`` along rows.
-    Missing children (None or absent, e.g. outside a region) are NaN.
+    Parameters
+    ----------
+    children : mapping
+        ``{(a, b): plate}`` with ``a, b`` in ``{0, 1}``: child ``(a, b)`` is plate
+        ``(2i + a, 2j + b)`` of the upper order; ``a`` steps along columns, ``b`` along rows.
+        Missing children (None or absent, e.g. outside a region) stay NaN.
+    side : int
+        Side of each child plate, in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(2*side, 2*side)``; child ``(a, b)`` fills rows ``b*side ..`` and columns
+        ``a*side ..``.
+
+    Raises
+    ------
+    ValueError
+        If a child is not ``(side, side)``.
     """
     out = np.full((2 * side, 2 * side), np.nan, dtype=np.float32)
     for (a, b), child in children.items():
@@ -54,7 +130,20 @@ def assemble_quad(children: Mapping[tuple[int, int], np.ndarray | None], side: i
 
 
 def crop_padding(plate: np.ndarray, pad: int) -> np.ndarray:
-    """The unpadded interior of a padded plate."""
+    """The unpadded interior of a padded plate.
+
+    Parameters
+    ----------
+    plate : numpy.ndarray
+        Padded plate ``[row, col]``.
+    pad : int
+        Padding on each side, in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        A view ``plate[pad:-pad, pad:-pad]`` (``plate`` itself when ``pad`` is 0).
+    """
     if pad == 0:
         return plate
     return plate[pad:-pad, pad:-pad]

@@ -1,6 +1,6 @@
 """Fixed-bin histograms of float data, built per plate and merged into an all-sky histogram.
 
-A :class:`Histogram` has ``nbins`` equal bins spanning ``[lo, hi]``, the finite data range:
+A :class:`PixelHistogram` has ``nbins`` equal bins spanning ``[lo, hi]``, the finite data range:
 bin ``k`` covers ``[lo + k*delta, lo + (k+1)*delta)`` with ``delta = (hi - lo) / nbins``, and
 the last bin is closed so the maximum falls in it (numpy's ``np.histogram`` convention).
 NaN and infinities are ignored. An empty histogram has ``npix == 0`` and ``lo = hi = nan``.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from os import PathLike
 
 import numpy as np
 
@@ -23,8 +22,23 @@ _CHUNK = 1 << 22
 
 
 @dataclass
-class Histogram:
-    """Counts of finite values in ``nbins`` equal bins over ``[lo, hi]`` (data units)."""
+class PixelHistogram:
+    """Counts of finite pixel values in ``nbins`` equal bins over ``[lo, hi]``.
+
+    Attributes
+    ----------
+    lo, hi : float
+        The range, data units (NaN for an empty histogram).
+    counts : numpy.ndarray
+        int64 ``(nbins,)`` counts (see the module docstring for the bins).
+    npix : int
+        Number of pixels counted.
+
+    Raises
+    ------
+    ValueError
+        If ``counts`` is not a non-empty 1-d array.
+    """
 
     lo: float
     hi: float
@@ -41,6 +55,7 @@ class Histogram:
 
     @property
     def nbins(self) -> int:
+        """Number of bins."""
         return int(self.counts.size)
 
     @property
@@ -63,8 +78,8 @@ def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return idx
 
 
-def _empty(nbins: int) -> Histogram:
-    return Histogram(np.nan, np.nan, np.zeros(nbins, dtype=np.int64), 0)
+def _empty(nbins: int) -> PixelHistogram:
+    return PixelHistogram(np.nan, np.nan, np.zeros(nbins, dtype=np.int64), 0)
 
 
 def _check_nbins(nbins: int) -> None:
@@ -72,15 +87,33 @@ def _check_nbins(nbins: int) -> None:
         raise ValueError(f"nbins must be at least 1, got {nbins}")
 
 
-def histogram_of(values: np.ndarray, nbins: int = NBINS) -> Histogram:
-    """Histogram of the finite entries of ``values`` (any shape) over their own range."""
+def histogram_of(values: np.ndarray, nbins: int = NBINS) -> PixelHistogram:
+    """The histogram of the finite entries of an array over their own range.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Any shape, any real dtype and byte order (a memory-mapped plate is fine).
+    nbins : int, optional
+        Number of bins (>= 1).
+
+    Returns
+    -------
+    PixelHistogram
+        Empty (``npix == 0``, NaN range) if no value is finite.
+
+    Raises
+    ------
+    ValueError
+        If ``nbins < 1``.
+    """
     _check_nbins(nbins)
     flat = np.asarray(values).ravel()
     finite = flat[np.isfinite(flat)]
     if finite.size == 0:
         return _empty(nbins)
     lo, hi = float(finite.min()), float(finite.max())
-    hist = Histogram(lo, hi, np.zeros(nbins, dtype=np.int64), finite.size)
+    hist = PixelHistogram(lo, hi, np.zeros(nbins, dtype=np.int64), finite.size)
     edges = hist.edges
     for start in range(0, finite.size, _CHUNK):
         chunk = finite[start:start + _CHUNK].astype(np.float64)
@@ -88,12 +121,27 @@ def histogram_of(values: np.ndarray, nbins: int = NBINS) -> Histogram:
     return hist
 
 
-def merge_histograms(hists: Sequence[Histogram], nbins: int = NBINS) -> Histogram:
-    """One histogram over the union of the ranges of ``hists``; empty ones are skipped.
+def merge_histograms(hists: Sequence[PixelHistogram], nbins: int = NBINS) -> PixelHistogram:
+    """One histogram over the union of the ranges of several.
 
     Each input bin's count goes to the output bin holding that input bin's centre, so a
-    pixel moves by at most one input bin width plus one output bin width. Raises
-    ``ValueError`` when every input is empty.
+    pixel moves by at most one input bin width plus one output bin width.
+
+    Parameters
+    ----------
+    hists : sequence of PixelHistogram
+        The histograms (of plates); empty ones are skipped.
+    nbins : int, optional
+        Number of bins of the result.
+
+    Returns
+    -------
+    PixelHistogram
+
+    Raises
+    ------
+    ValueError
+        If every input is empty (or there is none), or ``nbins < 1``.
     """
     _check_nbins(nbins)
     full = [h for h in hists if h.npix > 0]
@@ -110,15 +158,30 @@ def merge_histograms(hists: Sequence[Histogram], nbins: int = NBINS) -> Histogra
         # Float weights are exact: any bin total stays far below 2**53.
         counts += np.bincount(_bin_index(centres, out_edges), weights=h.counts[used],
                               minlength=nbins)
-    return Histogram(lo, hi, np.rint(counts).astype(np.int64), sum(h.npix for h in full))
+    return PixelHistogram(lo, hi, np.rint(counts).astype(np.int64), sum(h.npix for h in full))
 
 
-def percentile(hist: Histogram, q: float) -> float:
-    """The data value below which ``q`` percent (0..100) of the pixels lie.
+def percentile(hist: PixelHistogram, q: float) -> float:
+    """The data value below which a given percentage of the pixels lie.
 
-    The cumulative distribution is taken as linear within each bin; ``q = 0`` gives ``lo`` and
-    ``q = 100`` gives ``hi``. Raises ``ValueError`` for an empty histogram or ``q`` outside
-    0..100.
+    The cumulative distribution is taken as linear within each bin.
+
+    Parameters
+    ----------
+    hist : PixelHistogram
+        A non-empty histogram.
+    q : float
+        Percentage, 0 to 100; 0 gives ``lo`` and 100 gives ``hi``.
+
+    Returns
+    -------
+    float
+        Data units.
+
+    Raises
+    ------
+    ValueError
+        For an empty histogram or ``q`` outside 0..100.
     """
     q = float(q)
     if not 0.0 <= q <= 100.0:
@@ -137,15 +200,3 @@ def percentile(hist: Histogram, q: float) -> float:
     below, inside = cum[k - 1], cum[k] - cum[k - 1]
     frac = min(max((target - below) / inside, 0.0), 1.0) if inside > 0 else 1.0
     return float(edges[k - 1] + frac * (edges[k] - edges[k - 1]))
-
-
-def save_histogram(hist: Histogram, path: str | PathLike) -> None:
-    """Write ``hist`` as an ``.npz`` archive at exactly ``path`` (no extension is added)."""
-    with open(path, "wb") as f:
-        np.savez(f, lo=hist.lo, hi=hist.hi, counts=hist.counts, npix=hist.npix)
-
-
-def load_histogram(path: str | PathLike) -> Histogram:
-    """Read a histogram written by :func:`save_histogram`."""
-    with open(path, "rb") as f, np.load(f) as z:
-        return Histogram(float(z["lo"]), float(z["hi"]), z["counts"], int(z["npix"]))

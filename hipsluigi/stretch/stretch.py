@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtri
 
-from hipsluigi.stretch.histogram import Histogram, percentile
+from hipsluigi.stretch.histogram import PixelHistogram, percentile
 
 STRETCH_KINDS = ("gaussian-log", "gaussian", "linear", "log", "sqrt", "asinh")
 
@@ -46,13 +46,28 @@ _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?"
 _LEVEL = re.compile(rf"(?P<sign>[+-]?)\s*(?P<num>{_NUMBER})\s*(?P<unit>[%s]?)")
 
 
-def parse_level(text: str, hist: Histogram) -> float:
+def parse_level(text: str, hist: PixelHistogram) -> float:
     """The data value that a Montage range string names, given the data's histogram.
 
-    ``"3.2"`` is a data value, ``"99.5%"`` a percentile, ``"-2s"`` the median plus -2 sigma
-    with sigma = (P84 - P16) / 2, and ``"min"``, ``"max"``, ``"med"`` the 0th, 100th and 50th
-    percentiles. Case is ignored, and blanks around the text, after the sign and before
-    the unit. Raises ``ValueError`` naming ``text``.
+    Parameters
+    ----------
+    text : str
+        ``"3.2"`` is a data value, ``"99.5%"`` a percentile, ``"-2s"`` the median plus -2 sigma
+        with sigma = (P84 - P16) / 2, and ``"min"``, ``"max"``, ``"med"`` the 0th, 100th and
+        50th percentiles. Case is ignored, and blanks around the text, after the sign and before
+        the unit.
+    hist : PixelHistogram
+        The data's histogram.
+
+    Returns
+    -------
+    float
+        Data units.
+
+    Raises
+    ------
+    ValueError
+        Naming ``text``, if it is none of these forms or a percentile is outside 0..100.
     """
     key = str(text).strip().lower()
     named = {"min": 0.0, "max": 100.0, "med": 50.0}
@@ -81,8 +96,21 @@ def parse_level(text: str, hist: Histogram) -> float:
 class Stretch:
     """A display stretch: ``gray(v) = searchsorted(edges, v, "left")``, 255 ``edges``.
 
-    ``lo``/``hi`` are the display range and ``data_min``/``data_max`` the histogram's data
-    range, all in data units; they are kept for the metadata and for inspection.
+    Attributes
+    ----------
+    kind : str
+        One of :data:`STRETCH_KINDS`.
+    lo, hi : float
+        The display range, data units.
+    edges : numpy.ndarray
+        255 non-decreasing thresholds, data units.
+    data_min, data_max : float
+        The histogram's data range, data units (kept for the metadata and for inspection).
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind, or edges that are not 255 non-decreasing numbers.
     """
 
     kind: str
@@ -119,15 +147,18 @@ class Stretch:
 
     @classmethod
     def from_json(cls, text: str) -> Stretch:
+        """The stretch :meth:`to_json` wrote."""
         d = json.loads(text)
         return cls(kind=d["kind"], lo=d["lo"], hi=d["hi"], edges=np.asarray(d["edges"]),
                    data_min=d["data_min"], data_max=d["data_max"])
 
     def save(self, path: str | PathLike) -> None:
+        """Write :meth:`to_json` to ``path`` (not atomically)."""
         Path(path).write_text(self.to_json())
 
     @classmethod
     def load(cls, path: str | PathLike) -> Stretch:
+        """The stretch :meth:`save` wrote to ``path``."""
         return cls.from_json(Path(path).read_text())
 
 
@@ -147,7 +178,21 @@ def _transfer_inverse(kind: str, y: np.ndarray) -> np.ndarray:
 
 
 def transfer_edges(kind: str, lo: float, hi: float) -> np.ndarray:
-    """Edges giving gray ``round(255 f(x))`` with ``x = (v - lo) / (hi - lo)`` in [0, 1]."""
+    """The edges of a transfer stretch.
+
+    Parameters
+    ----------
+    kind : str
+        ``linear``, ``log``, ``sqrt`` or ``asinh``.
+    lo, hi : float
+        The display range, data units.
+
+    Returns
+    -------
+    numpy.ndarray
+        255 edges giving gray ``round(255 f(x))``, ``x = (v - lo) / (hi - lo)`` clipped to
+        ``[0, 1]``.
+    """
     y = (np.arange(NGRAY - 1) + 0.5) / (NGRAY - 1)
     return lo + (hi - lo) * _transfer_inverse(kind, y)
 
@@ -171,13 +216,23 @@ def _interp_first(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     return np.where(k >= xp.size, fp[-1], out)
 
 
-def gaussian_levels(hist: Histogram) -> np.ndarray:
+def gaussian_levels(hist: PixelHistogram) -> np.ndarray:
     """The Gaussianised level ``ndtri(F)`` at each of the ``nbins + 1`` bin edges.
 
     ``F`` is the fraction of pixels below the edge, the count clamped to
     ``[1, npix - 1]`` so every level is finite. Montage pairs the count through bin ``i``
     with the lower edge of bin ``i``; here it is paired with the upper edge, where that
     fraction actually holds, which shifts thresholds by at most one bin width.
+
+    Parameters
+    ----------
+    hist : PixelHistogram
+        A non-empty histogram.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(nbins + 1,)`` levels, in standard deviations of the unit normal.
     """
     npix = float(hist.npix)
     cum = np.concatenate(([0], np.cumsum(hist.counts))).astype(np.float64)
@@ -189,10 +244,20 @@ def gaussian_levels(hist: Histogram) -> np.ndarray:
 def gaussian_targets(kind: str, g_min: float, g_max: float) -> np.ndarray:
     """Montage's 256 Gaussianised levels ``G_j`` that start gray levels ``j = 0..255``.
 
-    ``gaussian``: ``G_j = g_min + j (g_max - g_min) / 255``. ``gaussian-log``:
-    ``G_j = g_max - (g_max - g_min) ** ((256 - j) / 255)``, which crowds gray levels toward
-    the bright tail; when ``g_max - g_min <= 1`` that power would no longer increase with
-    ``j``, so the ``gaussian`` form is used instead.
+    Parameters
+    ----------
+    kind : str
+        ``gaussian``: ``G_j = g_min + j (g_max - g_min) / 255``. ``gaussian-log``:
+        ``G_j = g_max - (g_max - g_min) ** ((256 - j) / 255)``, which crowds gray levels
+        toward the bright tail; when ``g_max - g_min <= 1`` that power would no longer
+        increase with ``j``, so the ``gaussian`` form is used instead.
+    g_min, g_max : float
+        The Gaussianised levels of the display range.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(256,)`` levels.
     """
     j = np.arange(NGRAY, dtype=np.float64)
     span = g_max - g_min
@@ -201,11 +266,25 @@ def gaussian_targets(kind: str, g_min: float, g_max: float) -> np.ndarray:
     return g_min + j * span / (NGRAY - 1)
 
 
-def gaussian_edges(hist: Histogram, kind: str, lo: float, hi: float) -> np.ndarray:
+def gaussian_edges(hist: PixelHistogram, kind: str, lo: float, hi: float) -> np.ndarray:
     """Montage's gaussian(-log) thresholds: the data values where the levels reach ``G_j``.
 
     Montage's gray index is the smallest ``j`` with ``t_j >= v``, which is
     ``searchsorted(t[:255], v)``, so the edges are ``t_0 .. t_254``.
+
+    Parameters
+    ----------
+    hist : PixelHistogram
+        A non-empty histogram.
+    kind : str
+        ``gaussian`` or ``gaussian-log`` (:func:`gaussian_targets`).
+    lo, hi : float
+        The display range, data units.
+
+    Returns
+    -------
+    numpy.ndarray
+        255 non-decreasing edges, data units.
     """
     data_edges = hist.edges
     g = gaussian_levels(hist)
@@ -223,14 +302,30 @@ def _widen(lo: float, hi: float) -> tuple[float, float]:
     return lo, lo + max(abs(lo), 1.0) * 1e-9
 
 
-def make_stretch(hist: Histogram, kind: str = "gaussian-log", min_text: str = "",
+def make_stretch(hist: PixelHistogram, kind: str = "gaussian-log", min_text: str = "",
                  max_text: str = "") -> Stretch:
-    """The stretch of ``kind`` over the range named by ``min_text``/``max_text``.
+    """The stretch of ``kind`` over the range that two Montage level strings name.
 
-    Empty texts take the defaults of :data:`DEFAULT_LEVELS`. If the parsed ``lo >= hi`` the
-    range is widened to ``[lo, lo + 1e-9 max(|lo|, 1)]``, so it stays a valid, nearly binary
-    stretch instead of dividing by zero. Raises ``ValueError`` for an unknown kind, a bad
-    level or an empty histogram.
+    Parameters
+    ----------
+    hist : PixelHistogram
+        The histogram of the data (all of the map's pixels at the histogram order).
+    kind : str, optional
+        One of :data:`STRETCH_KINDS` (case and blanks ignored).
+    min_text, max_text : str, optional
+        The black and white levels (:func:`parse_level`); empty texts take the defaults of
+        :data:`DEFAULT_LEVELS`. If the parsed ``lo >= hi`` the range is widened to
+        ``[lo, lo + 1e-9 max(|lo|, 1)]``, so it stays a valid, nearly binary stretch instead
+        of dividing by zero.
+
+    Returns
+    -------
+    Stretch
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind, a bad level or an empty histogram.
     """
     kind = kind.strip().lower()
     if kind not in STRETCH_KINDS:

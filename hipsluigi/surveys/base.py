@@ -1,4 +1,10 @@
-"""What every survey hands the mosaic: frames with a celestial WCS and pixels on demand."""
+"""What every survey hands the mosaic: survey images with a celestial WCS and pixels on demand.
+
+Vocabulary: an *image* is one input picture of a survey (a FITS file's image HDU, one synthetic
+exposure); a *frame* is a celestial reference frame (galactic, equatorial/ICRS). Every image
+carries its own WCS, in whatever frame; the map has one frame, the *map frame*, in which the
+image centres are given.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +16,28 @@ import numpy as np
 from astropy.wcs import WCS
 
 
-class BadFrameError(ValueError):
-    """A frame that cannot be used; the message names the frame and the reason."""
+class BadImageError(ValueError):
+    """A survey image that cannot be used; the message names the image and the reason."""
 
 
 @dataclass(eq=False)
-class Frame:
-    """One input image.
+class SurveyImage:
+    """One input image of a survey.
 
-    ``key`` names it in logs and errors (a file path, or ``synthetic:<id>``); ``wcs`` is a 2-D
-    celestial WCS; ``shape`` is ``(ny, nx)``; ``centre`` is the unit vector of its centre in the
-    *map's* frame and ``radius`` (radians) a cap around it holding every pixel.
+    Attributes
+    ----------
+    key : str
+        Names the image in logs and errors (a file path with its HDU, or ``synthetic:<id>``).
+    wcs : astropy.wcs.WCS
+        2-D celestial WCS, any projection and frame.
+    shape : tuple of int
+        ``(rows, cols)`` of the pixels, i.e. ``(NAXIS2, NAXIS1)``.
+    centre : numpy.ndarray
+        Unit vector ``(3,)`` of the image centre in the *map's* frame.
+    radius : float
+        Radius of a cap around ``centre`` holding every pixel, in radians.
+    loader : callable
+        Returns the pixels ``[row, col]`` when called (any numeric array).
     """
 
     key: str
@@ -31,26 +48,67 @@ class Frame:
     loader: Callable[[], np.ndarray] = field(repr=False)
 
     def load(self) -> np.ndarray:
-        """The frame's pixels as float64, NaN where blank. Raises :class:`BadFrameError`."""
+        """The image's pixels.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 ``shape`` array ``[row, col]``, NaN where blank.
+
+        Raises
+        ------
+        BadImageError
+            If the pixels do not have the WCS shape, or none is finite.
+        """
         data = np.asarray(self.loader(), dtype=np.float64)
         if data.shape != tuple(self.shape):
-            raise BadFrameError(f"{self.key}: data shape {data.shape} differs from the WCS "
+            raise BadImageError(f"{self.key}: data shape {data.shape} differs from the WCS "
                                 f"shape {tuple(self.shape)}")
         if not np.isfinite(data).any():
-            raise BadFrameError(f"{self.key}: every pixel is blank (NaN or infinite)")
+            raise BadImageError(f"{self.key}: every pixel is blank (NaN or infinite)")
         return data
 
 
 class Survey(Protocol):
-    """A source of frames."""
+    """A source of survey images."""
 
-    def frames_touching(self, centre: np.ndarray, radius: float) -> Sequence[Frame]:
-        """Frames whose cap intersects the cap ``(centre, radius)`` (map frame, radians)."""
+    def images_touching(self, centre: np.ndarray, radius: float) -> Sequence[SurveyImage]:
+        """The images whose cap meets a cap of the sky.
+
+        Parameters
+        ----------
+        centre : numpy.ndarray
+            Unit vector ``(3,)`` in the map frame.
+        radius : float
+            Cap radius, radians.
+
+        Returns
+        -------
+        sequence of SurveyImage
+            Every image whose cap intersects the cap ``(centre, radius)`` (maybe a few more).
+        """
         ...
 
 
 def caps_intersect(centres: np.ndarray, radii: np.ndarray, centre: np.ndarray,
                    radius: float) -> np.ndarray:
-    """Boolean mask of caps ``(centres[k], radii[k])`` that meet the cap ``(centre, radius)``."""
+    """Which caps meet a given cap.
+
+    Parameters
+    ----------
+    centres : numpy.ndarray
+        ``(n, 3)`` unit vectors.
+    radii : numpy.ndarray
+        ``(n,)`` cap radii, radians.
+    centre : numpy.ndarray
+        ``(3,)`` unit vector.
+    radius : float
+        Radius, radians.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean ``(n,)``: cap ``(centres[k], radii[k])`` meets the cap ``(centre, radius)``.
+    """
     angle = np.arccos(np.clip(centres @ centre, -1.0, 1.0))
     return angle <= radii + radius

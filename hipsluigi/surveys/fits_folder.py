@@ -5,7 +5,7 @@ IPAC table): for each file, the first 2-D image HDU with a celestial WCS (any pr
 frame, tile-compressed HDUs too), its shape and a cap on the sky holding it. Files that cannot
 be used are listed with ``status = skipped`` and the reason (not FITS or truncated, no image,
 no celestial WCS, not 2-D); they never stop the rest of the sky. :class:`FitsFolderSurvey`
-serves the indexed frames to the plate mosaics; a frame whose pixels turn out unusable when
+serves the indexed images to the plate mosaics; an image whose pixels turn out unusable when
 read (all blank, unreadable) is skipped there, with its name and the reason in the log and in
 the plate's FITS header.
 """
@@ -29,7 +29,7 @@ from hipsluigi.geometry.frames import (
     vec_to_lonlat,
 )
 from hipsluigi.geometry.sky import cap_of_vectors
-from hipsluigi.surveys.base import BadFrameError, Frame, caps_intersect
+from hipsluigi.surveys.base import BadImageError, SurveyImage, caps_intersect
 
 PATTERNS = ("*.fits", "*.fit", "*.fts", "*.fits.gz", "*.fit.gz", "*.fits.fz", "*.fz")
 
@@ -65,7 +65,31 @@ def _image_hdu(hdul) -> tuple[int, object]:
 
 def footprint_cap(wcs: WCS, shape: tuple[int, int], map_frame: str,
                   samples: int = 9) -> tuple[np.ndarray, float]:
-    """Cap (map-frame unit vector, radius in radians) holding an image's pixels."""
+    """A cap on the sky holding every pixel of an image.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS
+        The image's 2-D celestial WCS.
+    shape : tuple of int
+        The image's ``(rows, cols)``.
+    map_frame : str
+        The map's frame (``galactic`` or ``equatorial``).
+    samples : int, optional
+        Points sampled along each edge of the image (its outer pixel edges, 0-based
+        ``-0.5 .. n - 0.5``), plus the centre.
+
+    Returns
+    -------
+    tuple
+        ``(centre, radius)``: unit vector ``(3,)`` in the map frame, radius in radians (widened
+        by one sampling step so the cap holds the whole image).
+
+    Raises
+    ------
+    ValueError
+        If no sampled pixel maps to the sky.
+    """
     ny, nx = shape
     edge_x = np.linspace(-0.5, nx - 0.5, samples)
     edge_y = np.linspace(-0.5, ny - 0.5, samples)
@@ -86,7 +110,28 @@ def footprint_cap(wcs: WCS, shape: tuple[int, int], map_frame: str,
 
 
 def scan_folder(folder: str | Path, map_frame: str) -> Table:
-    """Index every FITS file in ``folder`` (not recursive)."""
+    """Index every FITS file in ``folder`` (not recursive).
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        The folder; files matching :data:`PATTERNS` are read.
+    map_frame : str
+        The map's frame, in which the caps are given.
+
+    Returns
+    -------
+    astropy.table.Table
+        One row per file, sorted by path: ``path``, ``hdu`` (index of the image HDU used, -1
+        if none), ``naxis1``, ``naxis2`` (pixels), ``lon``, ``lat`` (cap centre in the map
+        frame, degrees), ``radius`` (radians), ``status`` (``ok`` or ``skipped``) and
+        ``reason`` (why it was skipped).
+
+    Raises
+    ------
+    ValueError
+        If ``folder`` is not a folder.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"[hips] survey_path {str(folder)!r} is not a folder")
@@ -124,13 +169,21 @@ def _load(path: str, hdu: int) -> np.ndarray:
             if raw.dtype.kind in "iu" and blank is not None:
                 data[raw == blank] = np.nan
     except (OSError, ValueError, TypeError, IndexError) as err:
-        raise BadFrameError(f"{path}[{hdu}]: cannot read the pixels ({err})") from None
+        raise BadImageError(f"{path}[{hdu}]: cannot read the pixels ({err})") from None
     data[~np.isfinite(data)] = np.nan
     return data
 
 
 class FitsFolderSurvey:
-    """Frames from a ``scan_folder`` index (usable rows only)."""
+    """The images of a :func:`scan_folder` index (its ``ok`` rows), as a :class:`Survey`.
+
+    Parameters
+    ----------
+    index : astropy.table.Table
+        The index :func:`scan_folder` made.
+    map_frame : str
+        The map's frame (the frame of the index's caps).
+    """
 
     def __init__(self, index: Table, map_frame: str):
         good = index[index["status"] == "ok"]
@@ -143,15 +196,20 @@ class FitsFolderSurvey:
         self.radii = np.asarray(good["radius"], dtype=float)
         self.map_frame = map_frame
 
-    def frames_touching(self, centre: np.ndarray, radius: float) -> list[Frame]:
+    def images_touching(self, centre: np.ndarray, radius: float) -> list[SurveyImage]:
+        """The images whose cap meets the cap ``(centre, radius)`` (map frame, radians).
+
+        Each image's WCS is read now, its pixels when the mosaic loads them.
+        """
         if len(self.paths) == 0:
             return []
         hit = np.flatnonzero(caps_intersect(self.centres, self.radii, centre, radius))
-        return [self._frame(k) for k in hit]
+        return [self._image(k) for k in hit]
 
-    def _frame(self, k: int) -> Frame:
+    def _image(self, k: int) -> SurveyImage:
         path, hdu = self.paths[k], self.hdus[k]
         with fits.open(path, memmap=False) as hdul:
             wcs = _celestial_wcs(hdul[hdu].header)
-        return Frame(key=f"{path}[{hdu}]", wcs=wcs, shape=self.shapes[k], centre=self.centres[k],
-                     radius=float(self.radii[k]), loader=partial(_load, path, hdu))
+        return SurveyImage(key=f"{path}[{hdu}]", wcs=wcs, shape=self.shapes[k],
+                           centre=self.centres[k], radius=float(self.radii[k]),
+                           loader=partial(_load, path, hdu))

@@ -1,25 +1,27 @@
-"""The synthetic survey: a seeded analytic sky observed as overlapping TAN frames.
+"""The synthetic survey: a seeded analytic sky observed as overlapping TAN images.
 
 The sky (the *truth*) is defined on the sphere, in the map's frame:
 
     f(v) = level + disk(v) + sum_k amp_k * exp(-(1 - v.c_k) / sigma_k**2)
 
-with ``v`` a unit vector; the sum runs over diffuse blobs (sigma 2-12 degrees) and point
+with ``v`` a unit vector; the sum runs over diffuse blobs (sigma 1.5-8 degrees) and point
 sources (FWHM 2.5 survey pixels); each Gaussian is cut to zero where its exponent passes 12.5
 (5 sigma), which is part of the definition, so sparse evaluation is exact. ``disk`` is a smooth
 band along the map's equator. For small angles ``2(1 - v.c)`` is the squared angle, so these are
 ordinary Gaussians of width ``sigma``.
 
-The survey observes it as ``frame_size``-pixel TAN frames (``frame_system``: ICRS by default)
-at the HiPS pixel scale of the map's deepest order, laid out in rings of constant latitude that
-overlap by ``overlap``. Each frame adds its own background plane ``c + a (x - x0) + b (y - y0)``
-(0-based frame pixels, ``x0 = y0 = (frame_size - 1)/2``) and Gaussian noise; both can be
-switched off (``backgrounds = 0``, ``noise = 0``). The offsets ``c`` have standard deviation
-``backgrounds``; the slopes ``a, b`` have ``tilt * backgrounds / frame_size``, so a frame tilts
+The survey observes it as square TAN images of ``frame_size`` pixels, whose WCS is in the
+celestial frame ``frame_system`` (ICRS by default), at the HiPS pixel scale of the map's deepest
+order, laid out in rings of constant latitude that overlap by ``overlap``. Each image adds its
+own background plane ``c + a (x - x0) + b (y - y0)`` (0-based image pixels, ``x`` along columns,
+``x0 = y0 = (frame_size - 1)/2``) and Gaussian noise; both can be switched off
+(``backgrounds = 0``, ``noise = 0``). The offsets ``c`` have standard deviation
+``backgrounds``; the slopes ``a, b`` have ``tilt * backgrounds / frame_size``, so an image tilts
 by ``tilt`` of the offset spread across its width (survey backgrounds are mostly offsets).
-Everything is deterministic for a ``seed``.
+Everything is deterministic for a ``seed``. Images are numbered 0 .. ``nimages - 1``, ring by
+ring from the south pole.
 
-:func:`truth` and :func:`injected_planes` describe the survey of the current Luigi configuration.
+:func:`truth` and :func:`injected_planes` describe the survey of a map spec.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import numpy as np
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from hipsluigi.config import MapSpec, SyntheticSpec, current_spec
 from hipsluigi.geometry.frames import (
     astropy_frame,
     lonlat_to_vec,
@@ -41,7 +42,8 @@ from hipsluigi.geometry.frames import (
 from hipsluigi.geometry.hpx import face_side
 from hipsluigi.geometry.sky import cap_of_vectors
 from hipsluigi.geometry.tan import tan_projection
-from hipsluigi.surveys.base import Frame
+from hipsluigi.spec import MapSpec, SyntheticSpec
+from hipsluigi.surveys.base import SurveyImage
 
 _CUT = 12.5  # exponent beyond which a Gaussian is zero (5 sigma)
 _CHUNK = 4096  # points per evaluation chunk; small chunks see few point sources
@@ -49,12 +51,36 @@ _SORT_NSIDE = 64
 
 
 def pixel_scale_deg(order: int, tile_width: int) -> float:
-    """Mean HiPS pixel size (square root of the pixel area), degrees, at ``order``."""
+    """Mean HiPS pixel size (square root of the pixel area), in degrees.
+
+    Parameters
+    ----------
+    order : int
+        HiPS tile order.
+    tile_width : int
+        Tile width in pixels.
+
+    Returns
+    -------
+    float
+        ``sqrt(4 pi / (12 N**2))`` in degrees, ``N = tile_width * 2**order``.
+    """
     return float(np.degrees(np.sqrt(np.pi / 3) / face_side(order, tile_width)))
 
 
 class SyntheticSky:
-    """The analytic truth; call it with unit vectors (map frame), shape ``(..., 3)``."""
+    """The analytic truth (see the module docstring).
+
+    Call it with unit vectors in the map frame, shape ``(..., 3)`` (NaN rows allowed); it
+    returns the sky values, shape ``(...)``, NaN where the vector is NaN.
+
+    Parameters
+    ----------
+    spec : SyntheticSpec
+        The ``[synthetic]`` settings (seed, numbers of blobs and point sources).
+    pixel_scale_rad : float
+        HiPS pixel size in radians (sets the point sources' width).
+    """
 
     level = 5.0
     disk_amplitude = 20.0
@@ -110,7 +136,18 @@ def _uniform_on_sphere(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 class SyntheticSurvey:
-    """Frames of the synthetic survey for a map; see the module docstring."""
+    """The images of the synthetic survey for a map, as a :class:`~hipsluigi.surveys.base.Survey`.
+
+    Parameters
+    ----------
+    spec : MapSpec
+        The map: its order, tile width and frame, and its ``synthetic`` settings.
+
+    Raises
+    ------
+    ValueError
+        For ``frame_size < 8`` or ``overlap`` outside ``[0, 0.5)``.
+    """
 
     def __init__(self, spec: MapSpec):
         self.spec = spec
@@ -126,7 +163,7 @@ class SyntheticSurvey:
         self.to_map = rotation_matrix(frame_cls, astropy_frame(spec.frame))
         self._build_rings()
         size = self.syn.frame_size
-        self.frame_radius = float(
+        self.image_radius = float(
             np.arctan(np.sqrt(2) * (size / 2 + 1) * np.radians(self.pixel_scale)))
 
     def _build_rings(self) -> None:
@@ -142,19 +179,21 @@ class SyntheticSurvey:
         self.ring_start = np.concatenate([[0], np.cumsum(count)[:-1]])
         rng = np.random.default_rng([self.syn.seed, 3])
         self.ring_phase = rng.uniform(0.0, 360.0 / count)
-        self.nframes = int(count.sum())
+        self.nimages = int(count.sum())
 
-    # -- frame geometry ---------------------------------------------------------------------
-    def frame_lonlat(self, fid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Centre of frames ``fid`` in the frame system, degrees."""
-        fid = np.asarray(fid)
-        ring = np.searchsorted(self.ring_start, fid, side="right") - 1
-        k = fid - self.ring_start[ring]
+    # -- image geometry ---------------------------------------------------------------------
+    def image_lonlat(self, iid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Centres of images ``iid``: longitude and latitude in ``frame_system``, degrees."""
+        iid = np.asarray(iid)
+        ring = np.searchsorted(self.ring_start, iid, side="right") - 1
+        k = iid - self.ring_start[ring]
         lon = (self.ring_phase[ring] + k * 360.0 / self.ring_count[ring]) % 360.0
         return lon, self.ring_lat[ring]
 
-    def frame_wcs(self, fid: int) -> WCS:
-        lon, lat = self.frame_lonlat(fid)
+    def image_wcs(self, iid: int) -> WCS:
+        """The TAN WCS of image ``iid`` (celestial frame ``frame_system``, 1-based CRPIX at the
+        image centre, ``-CDELT1 = CDELT2`` = the pixel scale in degrees)."""
+        lon, lat = self.image_lonlat(iid)
         size = self.syn.frame_size
         wcs = WCS(naxis=2)
         if self.syn.frame_system == "icrs":
@@ -168,48 +207,54 @@ class SyntheticSurvey:
         wcs.pixel_shape = (size, size)
         return wcs
 
-    def planes(self, fid: int) -> tuple[float, float, float]:
-        """Injected plane ``(c, a, b)`` of frame ``fid`` (value, per-pixel slopes in x and y)."""
+    def planes(self, iid: int) -> tuple[float, float, float]:
+        """Injected plane ``(c, a, b)`` of image ``iid``: value at the centre, slopes per pixel
+        along ``x`` (columns) and ``y`` (rows), in data units."""
         if self.syn.backgrounds <= 0:
             return 0.0, 0.0, 0.0
-        rng = np.random.default_rng([self.syn.seed, 1, int(fid)])
+        rng = np.random.default_rng([self.syn.seed, 1, int(iid)])
         c = rng.normal(0.0, self.syn.backgrounds)
         a, b = rng.normal(0.0, self.syn.tilt * self.syn.backgrounds / self.syn.frame_size, 2)
         return float(c), float(a), float(b)
 
-    def render(self, fid: int) -> np.ndarray:
-        """Pixels of frame ``fid``: truth + plane + noise, shape ``(frame_size, frame_size)``."""
+    def render(self, iid: int) -> np.ndarray:
+        """Pixels ``[row, col]`` of image ``iid``: truth + plane + noise, float64
+        ``(frame_size, frame_size)``."""
         size = self.syn.frame_size
-        wcs = self.frame_wcs(fid)
+        wcs = self.image_wcs(iid)
         ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
         tan = tan_projection(wcs)
         if tan is not None:
             vec = tan.pixels_to_vectors(xs, ys)
-        else:  # frames centred on a pole (LONPOLE 0)
+        else:  # images centred on a pole (LONPOLE 0)
             vec = lonlat_to_vec(*wcs.pixel_to_world_values(xs, ys))
         data = self.sky(vec @ self.to_map.T)
-        c, a, b = self.planes(fid)
+        c, a, b = self.planes(iid)
         if c or a or b:
             x0 = (size - 1) / 2
             data += c + a * (xs - x0) + b * (ys - x0)
         if self.syn.noise > 0:
-            data += np.random.default_rng([self.syn.seed, 2, int(fid)]).normal(
+            data += np.random.default_rng([self.syn.seed, 2, int(iid)]).normal(
                 0.0, self.syn.noise, data.shape)
         return data
 
-    def frame(self, fid: int) -> Frame:
-        lon, lat = self.frame_lonlat(fid)
+    def image(self, iid: int) -> SurveyImage:
+        """Image ``iid``, its pixels rendered when loaded."""
+        lon, lat = self.image_lonlat(iid)
         centre = self.to_map @ lonlat_to_vec(lon, lat)
         size = self.syn.frame_size
-        return Frame(key=f"synthetic:{int(fid)}", wcs=self.frame_wcs(fid), shape=(size, size),
-                     centre=centre, radius=self.frame_radius, loader=partial(self.render, fid))
+        return SurveyImage(key=f"synthetic:{int(iid)}", wcs=self.image_wcs(iid),
+                           shape=(size, size), centre=centre, radius=self.image_radius,
+                           loader=partial(self.render, iid))
 
-    def frames_touching(self, centre: np.ndarray, radius: float) -> list[Frame]:
-        """Frames whose cap meets the cap ``(centre, radius)`` (map frame, radians)."""
-        return [self.frame(fid) for fid in self.frame_ids_touching(centre, radius)]
+    def images_touching(self, centre: np.ndarray, radius: float) -> list[SurveyImage]:
+        """Images whose cap meets the cap ``(centre, radius)`` (map frame, radians)."""
+        return [self.image(iid) for iid in self.image_ids_touching(centre, radius)]
 
-    def frame_ids_touching(self, centre: np.ndarray, radius: float) -> np.ndarray:
-        reach = radius + self.frame_radius
+    def image_ids_touching(self, centre: np.ndarray, radius: float) -> np.ndarray:
+        """Ids of the images whose cap meets the cap ``(centre, radius)`` (map frame,
+        radians), exactly: the centres within ``radius + image_radius``."""
+        reach = radius + self.image_radius
         local = self.to_map.T @ np.asarray(centre, dtype=np.float64)
         lon_c, lat_c = (float(x) for x in vec_to_lonlat(local))
         reach_deg = np.degrees(reach)
@@ -231,38 +276,35 @@ class SyntheticSurvey:
         if not ids:
             return np.zeros(0, dtype=np.int64)
         ids = np.concatenate(ids)
-        lon, lat = self.frame_lonlat(ids)
+        lon, lat = self.image_lonlat(ids)
         angle = np.arccos(np.clip((lonlat_to_vec(lon, lat) @ self.to_map.T) @ centre, -1, 1))
         return ids[angle <= reach]
 
     # -- tables -----------------------------------------------------------------------------
     @cached_property
     def planes_table(self) -> Table:
-        """One row per frame: ``frame, lon, lat`` (frame system, degrees), ``c, a, b, x0, y0``."""
-        ids = np.arange(self.nframes)
-        lon, lat = self.frame_lonlat(ids)
+        """One row per image: ``image`` (id), ``lon, lat`` (its centre in ``frame_system``,
+        degrees), ``c, a, b`` (:meth:`planes`) and ``x0, y0`` (0-based pixel of the centre)."""
+        ids = np.arange(self.nimages)
+        lon, lat = self.image_lonlat(ids)
         planes = np.array([self.planes(f) for f in ids]).reshape(-1, 3)
         x0 = (self.syn.frame_size - 1) / 2
-        return Table({"frame": ids, "lon": lon, "lat": lat, "c": planes[:, 0],
+        return Table({"image": ids, "lon": lon, "lat": lat, "c": planes[:, 0],
                       "a": planes[:, 1], "b": planes[:, 2],
                       "x0": np.full(len(ids), x0), "y0": np.full(len(ids), x0)})
 
 
 @lru_cache(maxsize=4)
 def survey_for(spec: MapSpec) -> SyntheticSurvey:
-    """The synthetic survey of ``spec`` (cached)."""
+    """The synthetic survey of map ``spec`` (cached per spec: a spec is hashable)."""
     return SyntheticSurvey(spec)
 
 
-def truth(lon_deg: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
-    """The noiseless sky at positions in the map's frame (degrees), for the current config.
-
-    "Current" means the ``[hips]`` and ``[synthetic]`` sections as the tasks read them,
-    ``LUIGI_CONFIG_PATH`` and command-line overrides included.
-    """
-    return survey_for(current_spec()).sky(lonlat_to_vec(lon_deg, lat_deg))
+def truth(spec: MapSpec, lon_deg: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
+    """The noiseless sky of map ``spec`` at positions in the map's frame (degrees)."""
+    return survey_for(spec).sky(lonlat_to_vec(lon_deg, lat_deg))
 
 
-def injected_planes() -> Table:
-    """The background plane injected into each frame of the current config's survey."""
-    return survey_for(current_spec()).planes_table
+def injected_planes(spec: MapSpec) -> Table:
+    """The background plane injected into each image of map ``spec``'s survey."""
+    return survey_for(spec).planes_table

@@ -1,8 +1,11 @@
 """Cutting FITS tiles out of a plate.
 
-Plates live on the CDS-oriented HPX plane (see ``hipsluigi.geometry.hpx``), so a tile is a plain
-``w x w`` slice of the plate, already in the standard orientation; no transpose (Montage's FITS
-tiles are transposed) and no all-NaN tile is written (Montage writes them).
+Plates live on the CDS-oriented HPX plane (see ``hipsluigi.geometry.hpx`` and ``docs/design.md``,
+"HPX geometry"), so a tile is a plain ``w x w`` slice of the plate, already in the standard
+orientation: ``data[row][col]`` holds sub-pixel ``ix = w-1-row, iy = col`` of the tile. No
+transpose (Montage's FITS tiles are transposed) and no all-NaN tile is written (Montage writes
+them). Files are written through a function the caller gives (``write_file``), which makes them
+appear atomically.
 """
 
 from __future__ import annotations
@@ -21,10 +24,28 @@ from hipsluigi.geometry.plates import PlateGrid
 
 def plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int
                 ) -> Iterator[tuple[int, np.ndarray]]:
-    """``(npix, tile)`` for every tile of unpadded plate ``(i, j)`` holding a finite pixel.
+    """The tiles of an unpadded plate that hold a finite pixel.
 
-    ``tile`` is a view ``(w, w)`` of the plate (in its dtype and byte order), ``data[row][col]``
-    holding sub-pixel ``ix = w-1-row, iy = col`` of tile ``npix`` (the HiPS FITS convention).
+    Parameters
+    ----------
+    plate : numpy.ndarray
+        The unpadded plate ``[row, col]``.
+    grid : PlateGrid
+        The plate grid of the plate's order.
+    i, j : int
+        The plate.
+
+    Yields
+    ------
+    tuple
+        ``(npix, tile)``: the NESTED tile index and a ``(w, w)`` view of the plate (in its
+        dtype and byte order), ``tile[row][col]`` holding sub-pixel ``ix = w-1-row, iy = col``
+        of tile ``npix`` (the HiPS FITS convention).
+
+    Raises
+    ------
+    ValueError
+        If ``plate`` is not the grid's unpadded plate shape.
     """
     if plate.shape != grid.shape(padded=False):
         raise ValueError(f"plate {i},{j} has shape {plate.shape}, expected "
@@ -38,7 +59,25 @@ def plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int
 
 
 def tile_hdu(tile: np.ndarray, order: int, npix: int, frame: str) -> fits.PrimaryHDU:
-    """A FITS tile: BITPIX -32, NaN blanks, the tile's HPX WCS, ORDER and NPIX keywords."""
+    """A FITS tile as astropy makes it (the reference for :class:`TileWriter`).
+
+    Parameters
+    ----------
+    tile : numpy.ndarray
+        ``(w, w)`` tile ``[row, col]``.
+    order : int
+        HiPS order.
+    npix : int
+        NESTED tile index.
+    frame : str
+        The map's celestial frame.
+
+    Returns
+    -------
+    astropy.io.fits.PrimaryHDU
+        BITPIX -32, NaN blanks, the tile's HPX WCS, ORDER and NPIX, and DATAMIN/DATAMAX when
+        the tile has a finite pixel.
+    """
     header = tile_header(order, npix, tile.shape[0], frame)
     finite = tile[np.isfinite(tile)]
     if finite.size:
@@ -52,7 +91,17 @@ class TileWriter:
     the cards that differ between tiles (CRPIX1/2, NPIX, DATAMIN/DATAMAX) are replaced.
 
     ``tile_bytes(npix, tile)`` is equivalent to ``tile_hdu(tile, order, npix, frame)`` written
-    out (a test holds them equal), at a fraction of the cost per tile.
+    out (a test holds them equal), at a fraction of the cost per tile. Not thread-safe: one
+    writer a thread.
+
+    Parameters
+    ----------
+    order : int
+        HiPS order of the tiles.
+    tile_width : int
+        Tile width, pixels.
+    frame : str
+        The map's celestial frame.
     """
 
     _VARYING = ("CRPIX1", "CRPIX2", "NPIX", "DATAMIN", "DATAMAX")
@@ -89,27 +138,25 @@ class TileWriter:
         return bytes(header), self.buffer
 
     def tile_bytes(self, npix: int, tile: np.ndarray) -> bytes:
+        """The FITS file of tile ``npix`` (``tile``: ``(w, w)`` ``[row, col]``), as bytes."""
         header, data = self._parts(npix, tile)
         return header + data.tobytes() + self.padding
 
     def write(self, path, npix: int, tile: np.ndarray) -> None:
-        """Write tile ``npix`` to ``path`` atomically, in one system call."""
-        from hipsluigi.storage import write_atomic
+        """Write the FITS file of tile ``npix`` to ``path`` in one system call.
 
+        Not atomic by itself: give it a temporary path (see :func:`write_plate_tiles`).
+        """
         header, data = self._parts(npix, tile)
-
-        def write(tmp):
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.writev(fd, [header, memoryview(data).cast("B"), self.padding])
-            finally:
-                os.close(fd)
-
-        write_atomic(path, write)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.writev(fd, [header, memoryview(data).cast("B"), self.padding])
+        finally:
+            os.close(fd)
 
 
 def _card(key: str, value, comment: str) -> bytes:
-    """An 80-byte FITS card for a finite number (astropy's Card does the same, 20x slower)."""
+    """An 80-byte FITS card for a finite number, as astropy's ``Card`` formats it."""
     if isinstance(value, float):
         text = repr(value).upper()
         if "." not in text and "E" not in text:
@@ -123,17 +170,43 @@ def _card(key: str, value, comment: str) -> bytes:
 
 
 def write_plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int, frame: str,
-                      path_of: Callable[[int], object], threads: int = 2) -> list[int]:
-    """Write every non-empty FITS tile of plate ``(i, j)`` to ``path_of(npix)``; returns the
-    tiles written. Files are written from ``threads`` threads (the copies and the writes release
-    the GIL), each with its own :class:`TileWriter`."""
+                      path_of: Callable[[int], object], *,
+                      write_file: Callable[[object, Callable[[object], None]], None],
+                      threads: int = 2) -> list[int]:
+    """Write every FITS tile of an unpadded plate that holds a finite pixel.
+
+    Parameters
+    ----------
+    plate : numpy.ndarray
+        The unpadded plate ``[row, col]``.
+    grid : PlateGrid
+        The plate grid of the plate's order.
+    i, j : int
+        The plate.
+    frame : str
+        The map's celestial frame.
+    path_of : callable
+        ``path_of(npix)`` is the file of tile ``npix``.
+    write_file : callable
+        ``write_file(path, write)`` must call ``write(tmp)`` on a temporary file and move it to
+        ``path`` (``hipsluigi.storage.atomic.write_atomic``).
+    threads : int, optional
+        Files are written from this many threads (the copies and the writes release the GIL),
+        each with its own :class:`TileWriter`.
+
+    Returns
+    -------
+    list of int
+        The tiles written (NESTED indices), in the plate's tile order.
+    """
     local = threading.local()
 
     def write(item):
         npix, tile = item
         if not hasattr(local, "writer"):
             local.writer = TileWriter(grid.order, grid.tile_width, frame)
-        local.writer.write(path_of(npix), npix, tile)
+        writer = local.writer
+        write_file(path_of(npix), lambda tmp: writer.write(tmp, npix, tile))
         return npix
 
     items = plate_tiles(plate, grid, i, j)

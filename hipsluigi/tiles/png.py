@@ -21,7 +21,26 @@ COMPRESS_LEVEL = 2
 
 
 def png_pixels(tile: np.ndarray, stretch: Stretch) -> np.ndarray:
-    """The ``(h, w, 2)`` uint8 gray/alpha pixels of FITS ``tile``, in PNG (top-down) row order."""
+    """The gray/alpha pixels of the PNG tile of a FITS tile.
+
+    Parameters
+    ----------
+    tile : numpy.ndarray
+        2-D FITS tile ``[row, col]``, row 0 the first FITS row (the bottom); NaN blank.
+    stretch : Stretch
+        The display stretch.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 ``(h, w, 2)`` in PNG (top-down) row order: gray from ``stretch``, alpha 0 where
+        the tile is NaN (gray 0 there) and 255 elsewhere.
+
+    Raises
+    ------
+    ValueError
+        If ``tile`` is not 2-d.
+    """
     tile = np.asarray(tile)
     if tile.ndim != 2:
         raise ValueError(f"a tile must be 2-d, got shape {tile.shape}")
@@ -34,7 +53,8 @@ def png_pixels(tile: np.ndarray, stretch: Stretch) -> np.ndarray:
 
 
 def encode_png(tile: np.ndarray, stretch: Stretch) -> bytes:
-    """The PNG file (mode 'LA') of FITS ``tile`` under ``stretch``."""
+    """The PNG file (mode 'LA') of FITS ``tile`` under ``stretch``, as bytes (see
+    :func:`png_pixels`)."""
     buf = io.BytesIO()
     Image.fromarray(png_pixels(tile, stretch)).save(buf, format="PNG", optimize=False,
                                                     compress_level=COMPRESS_LEVEL)
@@ -42,7 +62,8 @@ def encode_png(tile: np.ndarray, stretch: Stretch) -> bytes:
 
 
 def decode_png(data_or_path: bytes | str | PathLike) -> np.ndarray:
-    """The ``(h, w, 2)`` uint8 gray/alpha pixels of a PNG given as bytes or a path."""
+    """The ``(h, w, 2)`` uint8 gray/alpha pixels (rows top-down) of a PNG given as bytes or a
+    path; other modes are converted to LA."""
     source = data_or_path
     if isinstance(source, bytes | bytearray):
         source = io.BytesIO(source)

@@ -10,7 +10,7 @@ N = 1000.0
 CRPIX = (5 * N + 1) / 2
 
 
-def _fit(truth, plus, minus, lin, t, centre, noise=0.0, npixel=5000):
+def _diff(truth, plus, minus, lin, t, centre, noise=0.0, npixel=5000):
     def diff(x, y):
         m = lin @ np.array([x + CRPIX, y + CRPIX]) + t - CRPIX
         qp, qm = truth[plus], truth[minus]
@@ -30,7 +30,7 @@ def _network(truth, rng):
              (2, 3, np.eye(2), np.full(2, 4 * N)), (3, 0, turn, np.array([3000.0, 500.0])),
              (0, 2, np.eye(2), np.zeros(2)), (1, 3, turn, np.array([2500.0, -100.0])),
              (3, 4, np.eye(2), np.zeros(2)), (4, 0, np.eye(2), np.zeros(2))]
-    return [_fit(truth, p, m, lin, t, rng.uniform(-2000, 2000, 2)) for p, m, lin, t in pairs]
+    return [_diff(truth, p, m, lin, t, rng.uniform(-2000, 2000, 2)) for p, m, lin, t in pairs]
 
 
 def test_planes_come_back_through_plane_wrap_and_cut_pairs():
@@ -54,14 +54,14 @@ def test_levels_only_recovers_offsets():
     assert all(sol.planes[k][:2] == (0.0, 0.0) for k in range(5))
 
 
-def test_a_bad_fit_is_rejected_and_does_not_pull_the_solution():
+def test_a_bad_difference_is_rejected_and_does_not_pull_the_solution():
     rng = np.random.default_rng(4)
     n = 30  # a ring of plates, each tied to the next two
     truth = {k: (0.0, 0.0, rng.normal()) for k in range(n)}
-    fits = [_fit(truth, k, (k + d) % n, np.eye(2), np.zeros(2), rng.uniform(-9, 9, 2),
-                 noise=rng.normal(0, 0.01)) for k in range(n) for d in (1, 2)]
-    fits[7].c += 5.0  # a corrupted difference
-    sol = solve_background(fits, list(range(n)), N, slopes=False)
+    diffs = [_diff(truth, k, (k + d) % n, np.eye(2), np.zeros(2), rng.uniform(-9, 9, 2),
+                   noise=rng.normal(0, 0.01)) for k in range(n) for d in (1, 2)]
+    diffs[7].c += 5.0  # a corrupted difference
+    sol = solve_background(diffs, list(range(n)), N, slopes=False)
     assert sol.rejected == [7]
     got = np.array([sol.planes[k][2] for k in range(n)])
     want = np.array([truth[k][2] for k in range(n)])

@@ -5,50 +5,37 @@ import numpy as np
 import pytest
 from astropy.wcs import WCS
 
-from hipsluigi.geometry.platelist import plate_list, read_plate_list, write_plate_list
+from hipsluigi.geometry.platelist import plate_list
 from hipsluigi.geometry.plates import PlateGrid, children, default_nplate, grid_at_order
 from hipsluigi.geometry.region import parse_region
 from hipsluigi.geometry.sky import block_cap, plane_pixel_vectors, plate_pixel_vectors
 
 
-def test_order9_plate_list_has_3328_plates_balanced_bins_round_robin():
+def test_order9_plate_list_has_3328_plates_balanced_units_round_robin():
     grid = PlateGrid(9, 512, 80, 256)
     table = plate_list(grid, 4)
     assert len(table) == 3328
     assert sorted(table["id"]) == list(range(3328))
-    counts = np.bincount(table["bin"], minlength=4)
+    counts = np.bincount(table["unit"], minlength=4)
     assert counts.max() - counts.min() <= 1
-    # Each bin holds a contiguous run of ids (plates contiguous on the sky)...
+    # Each unit holds a contiguous run of ids (plates contiguous on the sky)...
     for b in range(4):
-        ids = np.sort(table["id"][table["bin"] == b])
+        ids = np.sort(table["id"][table["unit"] == b])
         assert np.all(np.diff(ids) == 1)
-    # ...and rows cycle through the bins: 0, 1, 2, 3, 0, 1, ...
-    assert list(table["bin"][:8]) == [0, 1, 2, 3, 0, 1, 2, 3]
-    assert np.all(table["bin"] == np.arange(3328) % 4)
+    # ...and rows cycle through the units: 0, 1, 2, 3, 0, 1, ...
+    assert list(table["unit"][:8]) == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert np.all(table["unit"] == np.arange(3328) % 4)
     for b in range(4):
-        assert np.all(np.diff(table["id"][table["bin"] == b]) > 0)
+        assert np.all(np.diff(table["id"][table["unit"] == b]) > 0)
     # ids are i-major over on-sky plates
     first = table[table["id"] == 0][0]
     assert (first["i"], first["j"], first["plate"]) == (0, 0, "plate_00_00")
 
 
-def test_plate_list_bins_balanced_for_uneven_counts():
+def test_plate_list_units_balanced_for_uneven_counts():
     table = plate_list(PlateGrid(6, 64, 10, 0), 3)  # 52 plates over 3 units
-    counts = np.bincount(table["bin"])
+    counts = np.bincount(table["unit"])
     assert len(table) == 52 and counts.max() - counts.min() <= 1
-
-
-def test_plate_list_round_trips_through_ipac(tmp_path):
-    table = plate_list(PlateGrid(3, 64, 5, 4), 2)
-    path = tmp_path / "platelist.tbl"
-    write_plate_list(table, path)
-    lines = path.read_text().splitlines()
-    header = next(line for line in lines if line.startswith("|"))
-    assert [c.strip() for c in header.strip("|").split("|")] == ["id", "plate", "i", "j", "bin"]
-    assert any(line.replace(" ", "") == "\\order=3" for line in lines)
-    back = read_plate_list(path)
-    assert list(back["plate"]) == list(table["plate"])
-    assert list(back["bin"]) == list(table["bin"])
 
 
 def test_plate_header_follows_mtilehdr_montage_example():

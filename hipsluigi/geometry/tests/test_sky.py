@@ -37,7 +37,8 @@ def test_face_block_vectors_equal_healpy_in_the_belt_the_caps_and_across(face):
 def test_plate_pixel_vectors_equal_healpy_block_by_block_over_whole_plates():
     grid = PlateGrid(2, 32, 5, 8)
     n, pad, step = grid.face_side, grid.pad, 16
-    for (i, j), face in {(1, 0): 1, (2, 2): 4, (3, 4): 10, (0, 0): 6}.items():  # DESIGN 2
+    # the face in each cell: docs/design.md, "HPX geometry"
+    for (i, j), face in {(1, 0): 1, (2, 2): 4, (3, 4): 10, (0, 0): 6}.items():
         ref = _healpy_vectors(face, np.arange(n), np.arange(n), n)
         for r in range(0, n, step):
             for c in range(0, n, step):

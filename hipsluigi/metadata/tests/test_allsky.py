@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from hipsluigi.metadata.allsky import (
     allsky_fits_array,
     allsky_layout,
     allsky_png_array,
+    reduce_fits_tile,
     write_allsky,
 )
 
@@ -115,6 +117,21 @@ def test_fits_reduction_is_nan_ignoring_block_mean():
     assert block[1, 0] == 3.0
     assert block[5, 7] == 7.0
     assert np.isnan(block).sum() == 1
+
+
+def test_fits_reduction_is_numpys_float64_nanmean_and_blank_blocks_are_positive_nan():
+    rng = np.random.default_rng(6)
+    tile = (5.0 + rng.normal(0, 0.05, (512, 512))).astype(np.float32)  # float64 sums exact
+    tile[rng.random(tile.shape) < 0.3] = np.nan
+    tile[:16, :16] = np.nan                             # blank blocks: the first 2 x 2
+    got = reduce_fits_tile(tile, 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = np.nanmean(tile.astype(np.float64).reshape(64, 8, 64, 8), axis=(1, 3))
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+    # the same NaN as the missing tiles around it, bit for bit
+    assert got.dtype == np.float32 and np.isnan(got[:2, :2]).all()
+    assert (got[:2, :2].view(np.uint32) == np.float32(np.nan).view(np.uint32)).all()
 
 
 def test_png_reduction_means_opaque_gray_and_keeps_any_opaque():

@@ -20,6 +20,6 @@ def test_work_runs_with_blas_on_one_thread_and_restores_it_after():
     with threadpool_limits(limits=2, user_api="blas"):  # as on any multi-core machine
         before = _blas_threads()
         assert before == [2] * len(before) and before, "no BLAS visible to threadpoolctl"
-        _RecordsThreads(map="demo").work_one_thread()
+        _RecordsThreads(map="demo").run_in_process()
         assert _RecordsThreads.seen and set(_RecordsThreads.seen) == {1}
         assert _blas_threads() == before

@@ -1,4 +1,6 @@
-"""Shrinking plates: the 2 x 2 NaN-mean, and assembling four children."""
+"""Shrinking plates: the block NaN-mean, the 2 x 2 shrink, and assembling four children."""
+
+import warnings
 
 import healpy as hp
 import numpy as np
@@ -6,7 +8,66 @@ import pytest
 
 from hipsluigi.geometry.hpx import plane_to_nested
 from hipsluigi.geometry.plates import PlateGrid, grid_at_order
-from hipsluigi.pyramid.shrink import assemble_quad, crop_padding, shrink2
+from hipsluigi.pyramid.shrink import assemble_quad, block_nanmean, crop_padding, shrink2
+
+
+def _numpy_block_nanmean(data, factor, dtype):
+    """numpy's own NaN-mean over reshaped blocks (warns, and gives NaN, for all-NaN blocks)."""
+    rows, cols = data.shape
+    blocks = data.astype(dtype).reshape(rows // factor, factor, cols // factor, factor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(blocks, axis=(1, 3))
+
+
+def _with_blanks(data, rng, fraction=0.3):
+    data[rng.random(data.shape) < fraction] = np.nan
+    data[:8, :8] = np.nan  # whole blocks blank at every factor used here
+    return data
+
+
+@pytest.mark.parametrize("factor", [1, 2, 4, 8])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_block_nanmean_equals_numpy_nanmean_exactly_where_the_sums_are_exact(factor, dtype):
+    # Eighths below 1000: every partial sum is exact in float32 and float64, whatever the order,
+    # and a correctly rounded division by the count leaves a single possible answer.
+    rng = np.random.default_rng(factor)
+    data = _with_blanks((rng.integers(-8000, 8000, (64, 128)) / 8).astype(np.float32), rng)
+    got = block_nanmean(data, factor, dtype)
+    assert got.dtype == dtype and got.shape == (64 // factor, 128 // factor)
+    np.testing.assert_array_equal(got, _numpy_block_nanmean(data, factor, dtype))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-6), (np.float64, 1e-14)])
+def test_block_nanmean_of_general_floats_is_numpys_nanmean_to_rounding(dtype, rtol):
+    rng = np.random.default_rng(3)
+    data = _with_blanks(rng.normal(size=(96, 96)).astype(np.float32), rng)
+    for factor in (2, 3, 8):
+        got = block_nanmean(data, factor, dtype)
+        want = _numpy_block_nanmean(data, factor, dtype)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+
+
+def test_block_nanmean_adds_in_dtype_in_row_major_order_within_each_block():
+    # The order fixes the last bit of float32 sums: the plates' pixels depend on it.
+    rng = np.random.default_rng(4)
+    data = _with_blanks(rng.normal(size=(30, 30)).astype(np.float32), rng, 0.2)
+    for factor in (2, 3):
+        want = np.empty((30 // factor, 30 // factor), np.float32)
+        for r, c in np.ndindex(want.shape):
+            block = data[r * factor:(r + 1) * factor, c * factor:(c + 1) * factor].ravel()
+            total, count = np.float32(0.0), np.float32(0.0)
+            for value in block[np.isfinite(block)]:
+                total, count = total + value, count + np.float32(1.0)
+            want[r, c] = total / count if count else np.nan
+        np.testing.assert_array_equal(block_nanmean(data, factor, np.float32), want)
+
+
+@pytest.mark.parametrize("shape, factor", [((4, 6), 4), ((6, 4), 4), ((4, 4), 0)])
+def test_block_nanmean_refuses_shapes_that_are_not_whole_blocks(shape, factor):
+    with pytest.raises(ValueError, match="block means"):
+        block_nanmean(np.zeros(shape, np.float32), factor)
 
 
 def test_shrink2_is_the_nan_ignoring_mean_of_each_2x2_block_including_the_last_row():

@@ -2,12 +2,10 @@ import numpy as np
 import pytest
 
 from hipsluigi.stretch.histogram import (
-    Histogram,
+    PixelHistogram,
     histogram_of,
-    load_histogram,
     merge_histograms,
     percentile,
-    save_histogram,
 )
 
 
@@ -65,18 +63,18 @@ def test_constant_data_fills_one_bin_and_every_percentile_is_the_value():
 
 def test_percentile_is_linear_within_bins():
     # One pixel per bin over [0, 4]: the cumulative distribution is the line q/25.
-    flat = Histogram(0.0, 4.0, np.array([1, 1, 1, 1]), 4)
+    flat = PixelHistogram(0.0, 4.0, np.array([1, 1, 1, 1]), 4)
     for q in (10.0, 25.0, 37.5, 80.0):
         assert percentile(flat, q) == pytest.approx(q / 25.0)
     # Two pixels in [1, 2) and two in [3, 4]: the quartiles are the bin middles.
-    gappy = Histogram(0.0, 4.0, np.array([0, 2, 0, 2]), 4)
+    gappy = PixelHistogram(0.0, 4.0, np.array([0, 2, 0, 2]), 4)
     assert percentile(gappy, 25.0) == pytest.approx(1.5)
     assert percentile(gappy, 50.0) == pytest.approx(2.0)
     assert percentile(gappy, 75.0) == pytest.approx(3.5)
 
 
 def test_percentile_endpoints_are_lo_and_hi():
-    hist = Histogram(-3.0, 7.0, np.array([0, 5, 5, 0]), 10)
+    hist = PixelHistogram(-3.0, 7.0, np.array([0, 5, 5, 0]), 10)
     assert percentile(hist, 0) == -3.0
     assert percentile(hist, 100) == 7.0
 
@@ -84,7 +82,7 @@ def test_percentile_endpoints_are_lo_and_hi():
 @pytest.mark.parametrize("q", [-0.1, 100.5, float("nan")])
 def test_percentile_outside_0_100_raises(q):
     with pytest.raises(ValueError):
-        percentile(Histogram(0.0, 1.0, np.array([1]), 1), q)
+        percentile(PixelHistogram(0.0, 1.0, np.array([1]), 1), q)
 
 
 def test_percentile_of_empty_histogram_raises():
@@ -108,8 +106,8 @@ def test_merging_one_histogram_with_the_same_bins_changes_nothing():
 
 
 def test_merge_puts_each_count_in_the_bin_of_its_input_bin_centre():
-    a = Histogram(0.0, 10.0, np.eye(10, dtype=np.int64)[3] * 5, 5)  # 5 pixels in [3, 4)
-    b = Histogram(10.0, 20.0, np.eye(10, dtype=np.int64)[9] * 2, 2)  # 2 pixels in [19, 20]
+    a = PixelHistogram(0.0, 10.0, np.eye(10, dtype=np.int64)[3] * 5, 5)  # 5 pixels in [3, 4)
+    b = PixelHistogram(10.0, 20.0, np.eye(10, dtype=np.int64)[9] * 2, 2)  # 2 pixels in [19, 20]
     merged = merge_histograms([a, b], nbins=40)
     # Output bins are 0.5 wide over [0, 20]: centre 3.5 is in bin 7, centre 19.5 in bin 39.
     expected = np.zeros(40, dtype=np.int64)
@@ -154,23 +152,3 @@ def test_merge_of_constant_histograms_keeps_both_values():
                               nbins=4)
     assert (merged.lo, merged.hi) == (1.0, 3.0)
     np.testing.assert_array_equal(merged.counts, [3, 0, 0, 2])
-
-
-@pytest.mark.parametrize("name", ["plate.npz", ".plate.npz.1234-abcd.tmp"])
-def test_save_and_load_round_trip_at_exactly_the_given_path(tmp_path, name):
-    hist = histogram_of(np.random.default_rng(5).normal(size=1000), nbins=64)
-    path = tmp_path / name
-    save_histogram(hist, path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
-    loaded = load_histogram(path)
-    assert (loaded.lo, loaded.hi, loaded.npix) == (hist.lo, hist.hi, hist.npix)
-    assert loaded.counts.dtype == np.int64
-    np.testing.assert_array_equal(loaded.counts, hist.counts)
-
-
-def test_save_and_load_round_trip_of_an_empty_histogram(tmp_path):
-    path = tmp_path / "empty.npz"
-    save_histogram(histogram_of(np.array([np.nan]), nbins=5), path)
-    loaded = load_histogram(path)
-    assert loaded.npix == 0 and np.isnan(loaded.lo) and np.isnan(loaded.hi)
-    np.testing.assert_array_equal(loaded.counts, np.zeros(5))

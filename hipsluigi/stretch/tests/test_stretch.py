@@ -5,19 +5,19 @@ import numpy as np
 import pytest
 from scipy.special import ndtr, ndtri
 
-from hipsluigi.stretch.histogram import Histogram, histogram_of
+from hipsluigi.stretch.histogram import PixelHistogram, histogram_of
 from hipsluigi.stretch.stretch import STRETCH_KINDS, Stretch, make_stretch, parse_level
 
 # One pixel in each of 100 bins over [0, 100]: the N-th percentile is exactly N, the median
 # 50 and sigma = (P84 - P16) / 2 = 34.
-UNIFORM = Histogram(0.0, 100.0, np.ones(100, dtype=np.int64), 100)
+UNIFORM = PixelHistogram(0.0, 100.0, np.ones(100, dtype=np.int64), 100)
 
 
 def normal_histogram(lo: float = -8.0, hi: float = 8.0, nbins: int = 200_000,
-                     npix: float = 1e15) -> Histogram:
+                     npix: float = 1e15) -> PixelHistogram:
     """The histogram of a huge N(0, 1) sample, from the normal CDF itself (no sampling)."""
     counts = np.rint(npix * np.diff(ndtr(np.linspace(lo, hi, nbins + 1)))).astype(np.int64)
-    return Histogram(lo, hi, counts, int(counts.sum()))
+    return PixelHistogram(lo, hi, counts, int(counts.sum()))
 
 
 NORMAL = normal_histogram()

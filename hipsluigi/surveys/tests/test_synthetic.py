@@ -1,13 +1,12 @@
-"""The synthetic survey: truth, frames, injected planes, noise, coverage, configuration."""
+"""The synthetic survey: truth, images, injected planes, noise, coverage."""
 
 import healpy as hp
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 
-from hipsluigi.config import MapSpec, SyntheticSpec
 from hipsluigi.geometry.frames import lonlat_to_vec
-from hipsluigi.surveys import synthetic
+from hipsluigi.spec import MapSpec, SyntheticSpec
 from hipsluigi.surveys.synthetic import SyntheticSurvey
 
 
@@ -27,18 +26,18 @@ def test_truth_is_deterministic_for_a_seed_and_differs_between_seeds():
     assert not np.allclose(a, c)
 
 
-def test_frame_pixels_are_truth_plus_injected_plane_at_wcslib_positions():
-    """Frame pixel -> sky through WCSLIB and SkyCoord (ICRS -> Galactic), not our own code."""
+def test_image_pixels_are_truth_plus_injected_plane_at_wcslib_positions():
+    """Image pixel -> sky through WCSLIB and SkyCoord (ICRS -> Galactic), not our own code."""
     survey = SyntheticSurvey(_spec(backgrounds=2.0))
     table = survey.planes_table
-    for fid in (0, 7, survey.nframes // 2, survey.nframes - 1):
-        wcs = survey.frame_wcs(fid)
-        data = survey.render(fid)
+    for iid in (0, 7, survey.nimages // 2, survey.nimages - 1):
+        wcs = survey.image_wcs(iid)
+        data = survey.render(iid)
         ys, xs = np.mgrid[0:48, 0:48]
         ra, dec = wcs.wcs_pix2world(xs, ys, 0)
         gal = SkyCoord(ra, dec, unit="deg", frame="icrs").galactic
         truth = survey.sky(lonlat_to_vec(gal.l.deg, gal.b.deg))
-        row = table[fid]
+        row = table[iid]
         plane = row["c"] + row["a"] * (xs - row["x0"]) + row["b"] * (ys - row["y0"])
         assert np.allclose(data - truth, plane, atol=1e-8)
         assert row["c"] != 0
@@ -48,42 +47,42 @@ def test_injected_offsets_have_the_configured_spread_and_noise_its_sigma():
     survey = SyntheticSurvey(_spec(backgrounds=1.5, noise=0.2))
     offsets = survey.planes_table["c"]
     assert np.std(offsets) == pytest.approx(1.5, rel=0.15)
-    fid = 11
-    wcs = survey.frame_wcs(fid)
+    iid = 11
+    wcs = survey.image_wcs(iid)
     ys, xs = np.mgrid[0:48, 0:48]
     ra, dec = wcs.wcs_pix2world(xs, ys, 0)
     gal = SkyCoord(ra, dec, unit="deg", frame="icrs").galactic
-    c, a, b = survey.planes(fid)
-    residual = survey.render(fid) - survey.sky(lonlat_to_vec(gal.l.deg, gal.b.deg)) - (
+    c, a, b = survey.planes(iid)
+    residual = survey.render(iid) - survey.sky(lonlat_to_vec(gal.l.deg, gal.b.deg)) - (
         c + a * (xs - 23.5) + b * (ys - 23.5))
     assert np.std(residual) == pytest.approx(0.2, rel=0.1)
     assert abs(np.mean(residual)) < 0.05
 
 
-def test_frames_cover_every_point_of_the_sky():
+def test_images_cover_every_point_of_the_sky():
     survey = SyntheticSurvey(_spec())
     nside = 32
     lon, lat = hp.pix2ang(nside, np.arange(12 * nside**2), lonlat=True)
     icrs = SkyCoord(lon, lat, unit="deg", frame="galactic").icrs
     covered = np.zeros(len(lon), dtype=bool)
-    for fid in range(survey.nframes):
-        x, y = survey.frame_wcs(fid).wcs_world2pix(icrs.ra.deg, icrs.dec.deg, 0)
+    for iid in range(survey.nimages):
+        x, y = survey.image_wcs(iid).wcs_world2pix(icrs.ra.deg, icrs.dec.deg, 0)
         covered |= (x >= -0.5) & (x <= 47.5) & (y >= -0.5) & (y <= 47.5)
     assert covered.all()
 
 
-def test_frames_touching_returns_exactly_the_frames_within_reach():
+def test_images_touching_returns_exactly_the_images_within_reach():
     survey = SyntheticSurvey(_spec())
     rng = np.random.default_rng(2)
-    lon, lat = survey.frame_lonlat(np.arange(survey.nframes))
+    lon, lat = survey.image_lonlat(np.arange(survey.nimages))
     centres = lonlat_to_vec(lon, lat) @ survey.to_map.T
     for _ in range(20):
         v = rng.normal(size=3)
         v /= np.linalg.norm(v)
         radius = rng.uniform(0.01, 0.8)
-        got = set(survey.frame_ids_touching(v, radius).tolist())
+        got = set(survey.image_ids_touching(v, radius).tolist())
         angle = np.arccos(np.clip(centres @ v, -1, 1))
-        assert got == set(np.flatnonzero(angle <= radius + survey.frame_radius).tolist())
+        assert got == set(np.flatnonzero(angle <= radius + survey.image_radius).tolist())
 
 
 def test_point_sources_have_the_configured_width():
@@ -100,16 +99,3 @@ def test_point_sources_have_the_configured_width():
     base = sky(far[None])[0]
     ratio = (sky(off[None])[0] - base) / (sky(centre[None])[0] - base)
     assert ratio == pytest.approx(np.exp(-0.5), rel=0.01)
-
-
-def test_truth_follows_the_current_luigi_configuration(luigi_config):
-    lon, lat = np.array([10.0, 200.0]), np.array([5.0, -40.0])
-    with luigi_config({"synthetic": {"seed": 5}, "hips": {"order": 2, "tile_width": 64}}):
-        first = synthetic.truth(lon, lat)
-        expected = SyntheticSurvey(MapSpec(order=2, tile_width=64, nplate=5, pad=8,
-                                           synthetic=SyntheticSpec(seed=5))).sky(
-            lonlat_to_vec(lon, lat))
-        with luigi_config({"synthetic": {"seed": 6}}):
-            changed = synthetic.truth(lon, lat)
-    assert np.array_equal(first, expected)
-    assert not np.allclose(first, changed)

@@ -1,11 +1,14 @@
 """Cutting tiles and writing them."""
 
 import io
+import os
 
 import numpy as np
+import pytest
 from astropy.io import fits
 
-from hipsluigi.tiles.cut import TileWriter, tile_hdu
+from hipsluigi.geometry.plates import PlateGrid
+from hipsluigi.tiles.cut import TileWriter, plate_tiles, tile_hdu, write_plate_tiles
 
 
 def test_fast_tile_bytes_equal_astropy_tile_written_out():
@@ -37,3 +40,28 @@ def test_header_cards_match_astropy_for_awkward_values():
 
     for value in (0.0, -1.5, 1e-05, 123456789.0, 1e16, -1.2345678901234567e-300, 7, -3):
         assert _card("DATAMIN", value, "c") == fits.Card("DATAMIN", value, "c").image.encode()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_plate_tiles_are_written_through_the_given_file_writer(tmp_path, threads):
+    grid = PlateGrid(1, 16, 5, 0)
+    plate = np.random.default_rng(1).normal(size=grid.shape()).astype(np.float32)
+    plate[:16, :16] = np.nan  # one blank tile: not written
+    calls = []
+
+    def write_file(path, write):  # what hipsluigi.storage.atomic.write_atomic does
+        tmp = path.with_name(f".{path.name}.tmp")
+        write(tmp)
+        os.replace(tmp, path)
+        calls.append(path.name)
+
+    written = write_plate_tiles(plate, grid, 2, 2, "galactic",
+                                lambda npix: tmp_path / f"Npix{npix}.fits",
+                                write_file=write_file, threads=threads)
+    tiles = dict(plate_tiles(plate, grid, 2, 2))
+    assert written == list(tiles) and len(written) == 3 and sorted(calls) == sorted(
+        f"Npix{npix}.fits" for npix in written)
+    writer = TileWriter(1, 16, "galactic")
+    for npix, tile in tiles.items():
+        assert (tmp_path / f"Npix{npix}.fits").read_bytes() == writer.tile_bytes(npix, tile)
+    assert len(list(tmp_path.iterdir())) == 3

@@ -1,10 +1,9 @@
-"""A Luigi scheduler whose ``get_work`` does not scan every task: hipsluigi's graphs at scale.
+"""A Luigi scheduler whose ``get_work`` does not scan every task: graphs of many tasks.
 
 Luigi's scheduler answers each ``get_work`` by pruning every task (local scheduler), sorting all
 PENDING and RUNNING tasks and counting the worker's pending tasks with an upstream walk, so a run
-of N tasks costs O(N^2): 4,000 trivial tasks take about a minute here and the order-9 sky
-(~75,000 tasks) would take most of a day. :class:`IndexedScheduler` keeps the same task state,
-web view and API and changes only the bookkeeping:
+of N tasks costs O(N^2) in the scheduler alone. :class:`IndexedScheduler` keeps the same task
+state, web view and API and changes only the bookkeeping:
 
 * ready tasks (PENDING, every dependency DONE) sit in a priority heap per worker, keyed as
   Luigi ranks them (priority, then age); a task enters the heap when it becomes PENDING or when
@@ -20,18 +19,31 @@ Assistant workers, batched task families and a paused scheduler use Luigi's own 
 Not reproduced: Luigi's "greedy" resource reservation across workers, which keeps a worker with
 many low-priority tasks from starving another's higher-priority ones on shared resources.
 
-``luigi --local-scheduler`` uses it once hipsluigi is imported (:func:`use_for_local_runs`);
-``python -m hipsluigi.luigid`` serves it as a central scheduler with Luigi's visualiser.
+How runs get it: ``luigi.build(..., worker_scheduler_factory=IndexedSchedulerFactory())``
+(Luigi's documented hook); ``luigi --local-scheduler``, which has no hook, after
+:func:`install_indexed_scheduler`; ``python -m hipsluigi.luigid`` serves it as a central
+scheduler with Luigi's visualiser. The scheduler and the ``luigi`` hook use Luigi's private
+members, so both check the installed Luigi against :data:`TESTED_LUIGI` and fall back to
+Luigi's own scheduler (with one warning) outside it.
 """
 
 from __future__ import annotations
 
 import heapq
+import importlib.metadata
 import itertools
+import operator
+import re
 import time
+import warnings
 from collections import defaultdict
 
+import luigi.interface
 from luigi.scheduler import DONE, FAILED, PENDING, RUNNING, Scheduler, SimpleTaskState
+
+#: Luigi versions whose private scheduler members :class:`IndexedScheduler` and
+#: :func:`install_indexed_scheduler` were tested against (setup.cfg pins the same range).
+TESTED_LUIGI = (">=3.5", "<3.9")
 
 
 class IndexedTaskState(SimpleTaskState):
@@ -144,7 +156,7 @@ class IndexedScheduler(Scheduler):
 
     def _count_pending(self, worker_id):
         """Luigi's count, without its upstream walk (which leaves out tasks behind a disabled
-        one): 3.5 s for the order-9 graph, during which luigid answers nothing else."""
+        one): the walk visits the whole graph, and luigid answers nothing else meanwhile."""
         worker = self._state.get_worker(worker_id)
         pending = unique = last = 0
         for task in worker.get_tasks(self._state, PENDING, FAILED):
@@ -229,13 +241,78 @@ class IndexedScheduler(Scheduler):
         return best
 
 
-def use_for_local_runs() -> None:
-    """Make ``luigi --local-scheduler`` (and ``luigi.build(local_scheduler=True)``) use
-    :class:`IndexedScheduler`, as Luigi's local runs build their scheduler through
-    ``luigi.interface._WorkerSchedulerFactory``."""
-    from luigi.interface import _WorkerSchedulerFactory
+_COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
+            "==": operator.eq}
 
-    def create_local_scheduler(self):
-        return IndexedScheduler(prune_on_get_work=True, record_task_history=False)
 
-    _WorkerSchedulerFactory.create_local_scheduler = create_local_scheduler
+def _version_tuple(text: str) -> tuple[int, ...]:
+    # "3.8.1" -> (3, 8, 1); a suffix ("3.9.0rc1") ends the numbers
+    numbers = []
+    for part in text.split("."):
+        match = re.match(r"\d+", part)
+        if match is None:
+            break
+        numbers.append(int(match.group()))
+        if match.end() < len(part):
+            break
+    return tuple(numbers)
+
+
+def luigi_is_tested(version: str | None = None) -> bool:
+    """Whether Luigi ``version`` (default: the installed one) is inside :data:`TESTED_LUIGI`."""
+    if version is None:
+        version = importlib.metadata.version("luigi")
+    have = _version_tuple(version)
+    for spec in TESTED_LUIGI:
+        op, bound = re.fullmatch(r"(>=|<=|==|<|>)\s*([\d.]+)", spec.strip()).groups()
+        want = _version_tuple(bound)
+        width = max(len(have), len(want))
+        if not _COMPARE[op](have + (0,) * (width - len(have)), want + (0,) * (width - len(want))):
+            return False
+    return True
+
+
+_warned = False
+
+
+def _tested_or_warn() -> bool:
+    global _warned
+    if luigi_is_tested():
+        return True
+    if not _warned:
+        _warned = True
+        warnings.warn(f"luigi {importlib.metadata.version('luigi')} is outside the range "
+                      f"{', '.join(TESTED_LUIGI)} that hipsluigi's indexed scheduler was tested "
+                      f"against: using Luigi's own scheduler", RuntimeWarning, stacklevel=3)
+    return False
+
+
+def indexed_or_luigi_scheduler(**kwargs) -> Scheduler:
+    """An :class:`IndexedScheduler`, or Luigi's :class:`~luigi.scheduler.Scheduler` (with a
+    warning, once) when the installed Luigi is outside :data:`TESTED_LUIGI`."""
+    return IndexedScheduler(**kwargs) if _tested_or_warn() else Scheduler(**kwargs)
+
+
+class IndexedSchedulerFactory(luigi.interface._WorkerSchedulerFactory):
+    """For ``luigi.build(tasks, worker_scheduler_factory=IndexedSchedulerFactory(),
+    local_scheduler=True)``: local runs get an :class:`IndexedScheduler`."""
+
+    def create_local_scheduler(self) -> Scheduler:
+        # Luigi's own arguments for a local scheduler
+        return indexed_or_luigi_scheduler(prune_on_get_work=True, record_task_history=False)
+
+
+def install_indexed_scheduler() -> bool:
+    """Make every local-scheduler run (``luigi --local-scheduler``, ``luigi.build(...,
+    local_scheduler=True)``) use :class:`IndexedScheduler`.
+
+    The ``luigi`` command offers no hook, so this replaces only
+    ``luigi.interface._WorkerSchedulerFactory.create_local_scheduler``, and only for a Luigi
+    inside :data:`TESTED_LUIGI`; otherwise it warns once and leaves Luigi's scheduler.
+    Idempotent. Returns whether the indexed scheduler is installed.
+    """
+    if not _tested_or_warn():
+        return False
+    luigi.interface._WorkerSchedulerFactory.create_local_scheduler = (
+        IndexedSchedulerFactory.create_local_scheduler)
+    return True

@@ -1,12 +1,17 @@
-"""The indexed scheduler behaves as Luigi's: order, dependencies, resources, failures."""
+"""The indexed scheduler behaves as Luigi's: order, dependencies, resources, failures; and
+how local runs get it."""
 
 import time
+import warnings
 
 import luigi
+import luigi.interface
+import pytest
 from luigi import scheduler as luigi_scheduler
 from luigi import worker as luigi_worker
 
-from hipsluigi.scheduling import IndexedScheduler
+from hipsluigi.execution import IndexedScheduler, install_indexed_scheduler, scheduler
+from hipsluigi.execution.scheduler import IndexedSchedulerFactory, luigi_is_tested
 
 ORDER: list[str] = []
 
@@ -130,3 +135,67 @@ def test_every_task_of_a_four_thousand_task_graph_runs_exactly_once():
     order = _run(IndexedScheduler(prune_on_get_work=True, record_task_history=False),
                  Root(nodes=400, width=9))
     assert len(order) == len(set(order)) == 400 * 10
+
+
+def test_luigi_version_range_check():
+    assert scheduler.TESTED_LUIGI == (">=3.5", "<3.9")
+    assert luigi_is_tested("3.5") and luigi_is_tested("3.8.1") and luigi_is_tested("3.8.99")
+    assert not luigi_is_tested("3.4.9") and not luigi_is_tested("3.9.0")
+    assert not luigi_is_tested("3.9.0rc1") and not luigi_is_tested("4.0")
+
+
+def test_the_setup_cfg_pin_matches_the_tested_range():
+    from pathlib import Path
+
+    setup_cfg = Path(scheduler.__file__).resolve().parents[2] / "setup.cfg"
+    assert f"luigi{','.join(scheduler.TESTED_LUIGI)}" in setup_cfg.read_text().split()
+
+
+@pytest.fixture
+def stock_factory_method():
+    """Restore Luigi's own create_local_scheduler (and the warn-once flag) after the test."""
+    original = luigi.interface._WorkerSchedulerFactory.create_local_scheduler
+    yield original
+    luigi.interface._WorkerSchedulerFactory.create_local_scheduler = original
+    scheduler._warned = False
+
+
+def test_installed_hook_gives_local_builds_the_indexed_scheduler(stock_factory_method):
+    assert install_indexed_scheduler() is True
+    created = luigi.interface._WorkerSchedulerFactory().create_local_scheduler()
+    assert type(created) is IndexedScheduler
+    ORDER.clear()
+    Leaf.done_flags.clear()
+    assert luigi.build([Leaf(n=3)], local_scheduler=True, log_level="WARNING")
+    ran = list(ORDER)
+    assert ran == [Leaf(n=3).task_id]
+
+
+def test_outside_the_tested_luigi_range_the_hook_warns_once_and_leaves_luigi_alone(
+        stock_factory_method, monkeypatch):
+    monkeypatch.setattr(scheduler, "TESTED_LUIGI", (">=99",))
+    with pytest.warns(RuntimeWarning, match="outside the range >=99"):
+        assert install_indexed_scheduler() is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert install_indexed_scheduler() is False  # no second warning
+        created = IndexedSchedulerFactory().create_local_scheduler()
+    assert type(created) is luigi_scheduler.Scheduler
+    assert luigi.interface._WorkerSchedulerFactory.create_local_scheduler is stock_factory_method
+
+
+def test_factory_runs_a_build_through_luigis_documented_hook(stock_factory_method):
+    made = []
+
+    class Recording(IndexedSchedulerFactory):
+        def create_local_scheduler(self):
+            made.append(super().create_local_scheduler())
+            return made[-1]
+
+    ORDER.clear()
+    Leaf.done_flags.clear()
+    Node.done_flags.clear()
+    assert luigi.build([Node(n=1, width=3)], worker_scheduler_factory=Recording(),
+                       local_scheduler=True, log_level="WARNING")
+    assert [type(s) for s in made] == [IndexedScheduler]
+    assert len(ORDER) == 4 and ORDER[-1] == Node(n=1, width=3).task_id

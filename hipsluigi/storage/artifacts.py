@@ -1,0 +1,246 @@
+"""Every artifact of the work tree, written and read in one place.
+
+Each artifact has one ``write_*``/``read_*`` pair here; every write is atomic
+(:mod:`hipsluigi.storage.atomic`). Pixel kernels never open files: a task reads its inputs
+with these functions, calls the kernel, and saves the result with them.
+
+Formats:
+
+* plates and plate mosaics: FITS, float32 primary image with the plate's HPX WCS; a mosaic
+  adds an ``IMAGES`` binary table of the background plane subtracted from each survey image
+  (``image, c, a, b``: ``c + a u + b v``, see ``hipsluigi.mosaic``);
+* difference fits: JSON, one record (or ``null`` when the plates do not overlap);
+* tile manifests: JSON ``{"order", "plate", "tiles": [npix, ...], ["stretch"]}``;
+* histograms: ``.npz`` (``lo, hi, counts, npix``);
+* seam fields: one ``.npz`` of every plate's edge corrections, keyed by plate id;
+* stretch: JSON (:meth:`hipsluigi.stretch.stretch.Stretch.to_json`);
+* tables (``platelist.tbl``, ``images.tbl``, ``fitcombo.tbl``, ``corrections.tbl``, the
+  survey index): IPAC ASCII with Montage's column names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from hipsluigi.background.overlap import DifferenceFit
+from hipsluigi.storage.atomic import write_atomic, write_fits_atomic, write_text_atomic
+from hipsluigi.stretch.histogram import PixelHistogram
+
+if TYPE_CHECKING:  # scipy.special, which a SLURM job of most tasks need not import
+    from hipsluigi.stretch.stretch import Stretch
+
+PathLike = str | os.PathLike
+
+# -- plates ----------------------------------------------------------------------------------
+
+
+def write_plate(path: PathLike, image: np.ndarray, header: fits.Header,
+                image_planes: Mapping[str, Sequence[float]] | None = None) -> None:
+    """Write a plate, atomically.
+
+    Parameters
+    ----------
+    path : path of the FITS file.
+    image : numpy.ndarray
+        The plate's pixels ``[row, col]`` (float32; NaN where there is no data).
+    header : astropy.io.fits.Header
+        The plate's HPX WCS and any other cards.
+    image_planes : mapping of str to (c, a, b), optional
+        For a mosaic: the background plane subtracted from each survey image, by image name,
+        written as the ``IMAGES`` table.
+    """
+    hdus = [fits.PrimaryHDU(image, header)]
+    if image_planes:
+        names = list(image_planes)
+        planes = np.array([image_planes[k] for k in names], dtype=np.float64).reshape(-1, 3)
+        hdus.append(fits.BinTableHDU.from_columns([
+            fits.Column("image", f"{max(1, max(len(n.encode()) for n in names))}A",
+                        array=names),
+            fits.Column("c", "D", array=planes[:, 0]),
+            fits.Column("a", "D", array=planes[:, 1]),
+            fits.Column("b", "D", array=planes[:, 2]),
+        ], name="IMAGES", header=fits.Header([("COMMENT", "background planes subtracted: "
+                                               "c + a u + b v, u = (x - x0)/size")])))
+    write_fits_atomic(path, fits.HDUList(hdus) if len(hdus) > 1 else hdus[0])
+
+
+def write_plate_mosaic(path: PathLike, data: np.ndarray, plate_header: Mapping,
+                       used_images: Sequence[str], skipped_images: Mapping[str, str],
+                       image_planes: Mapping[str, Sequence[float]]) -> None:
+    """Write a padded plate mosaic: the plate's WCS, how many survey images went in
+    (``NIMAGES``) and were skipped (``NSKIPPED``, each with its reason as ``HISTORY``), and
+    the ``IMAGES`` table of the background planes subtracted."""
+    header = fits.Header()
+    header.update(plate_header)
+    header["NIMAGES"] = (len(used_images), "survey images coadded")
+    header["NSKIPPED"] = (len(skipped_images), "survey images skipped as unusable")
+    for reason in skipped_images.values():
+        header.add_history(f"skipped {reason}"[:72])
+    write_plate(path, data, header, image_planes)
+
+
+def read_plate(path: PathLike, memmap: bool = True) -> np.ndarray:
+    """A plate's pixels ``[row, col]``. With ``memmap`` (the default), a read-only big-endian
+    view of the file: readers take slices or strided quarters, and a plate read whole into
+    fresh memory costs more in page faults than the work on it."""
+    with fits.open(path, memmap=memmap, mode="readonly") as hdul:
+        return hdul[0].data
+
+
+def read_plate_header(path: PathLike) -> fits.Header:
+    return fits.getheader(path)
+
+
+def read_image_planes(path: PathLike) -> dict[str, tuple[float, float, float]]:
+    """The ``IMAGES`` table of a plate mosaic: ``{image: (c, a, b)}`` (empty if none)."""
+    with fits.open(path) as hdul:
+        if "IMAGES" not in hdul:
+            return {}
+        rows = hdul["IMAGES"].data
+        return {str(r["image"]): (float(r["c"]), float(r["a"]), float(r["b"])) for r in rows}
+
+
+def check_plate(path: PathLike, shape: tuple[int, int]) -> None:
+    """Raise ``OSError`` naming ``path`` unless it is a whole FITS image of array ``shape``
+    (header and data present; the pixels are not read)."""
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    # A truncated file gets the error below, not astropy's warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        try:
+            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+                found = hdul[0].shape
+                info = hdul.fileinfo(0)
+        except (OSError, ValueError, IndexError) as err:
+            raise OSError(f"{path}: not a readable FITS image ({err})") from err
+    if found != tuple(shape):
+        raise OSError(f"{path}: image shape {found}, expected {tuple(shape)}")
+    size = os.path.getsize(path)
+    if size < info["datLoc"] + info["datSpan"]:
+        raise OSError(f"{path}: truncated, {size} bytes of {info['datLoc'] + info['datSpan']}")
+
+
+# -- difference fits, manifests ----------------------------------------------------------------
+
+
+def write_difference_fit(path: PathLike, fit: DifferenceFit | None) -> None:
+    """One difference fit; ``None`` records that the two plates share no usable pixel."""
+    write_text_atomic(path, json.dumps(None if fit is None else fit.row()))
+
+
+def read_difference_fit(path: PathLike) -> DifferenceFit | None:
+    with open(path) as f:
+        row = json.load(f)
+    return None if row is None else DifferenceFit(**row)
+
+
+def write_manifest(path: PathLike, order: int, plate: str, tiles: Sequence[int],
+                   stretch: str | None = None) -> None:
+    """The tiles a tile group wrote (HEALPix NESTED indices at ``order``)."""
+    manifest = {"order": order, "plate": plate, "tiles": [int(n) for n in tiles]}
+    if stretch is not None:
+        manifest["stretch"] = stretch
+    write_text_atomic(path, json.dumps(manifest))
+
+
+def read_manifest(path: PathLike) -> dict:
+    """``{"order", "plate", "tiles": [npix, ...]}`` (and ``"stretch"`` for PNG groups)."""
+    with open(path) as f:
+        return json.load(f)
+
+
+# -- histograms, stretch, seam fields ----------------------------------------------------------
+
+
+def write_histogram(path: PathLike, hist: PixelHistogram) -> None:
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # an open file: numpy adds no ".npz" to the name
+            np.savez(f, lo=hist.lo, hi=hist.hi, counts=hist.counts, npix=hist.npix)
+
+    write_atomic(path, save)
+
+
+def read_histogram(path: PathLike) -> PixelHistogram:
+    with open(path, "rb") as f, np.load(f) as z:
+        return PixelHistogram(float(z["lo"]), float(z["hi"]), z["counts"], int(z["npix"]))
+
+
+def write_stretch(path: PathLike, stretch: Stretch) -> None:
+    write_text_atomic(path, stretch.to_json())
+
+
+def read_stretch(path: PathLike) -> Stretch:
+    from hipsluigi.stretch.stretch import Stretch
+
+    return Stretch.from_json(Path(path).read_text())
+
+
+def write_seam_fields(path: PathLike, fields: Mapping[int, np.ndarray]) -> None:
+    """Every plate's edge corrections, keyed by plate id (``cntr`` of ``images.tbl``)."""
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{str(k): v for k, v in fields.items()})
+
+    write_atomic(path, save)
+
+
+def read_seam_field(path: PathLike, plate_id: int) -> np.ndarray | None:
+    """Plate ``plate_id``'s edge corrections, or None if it has none."""
+    with np.load(path) as seams:
+        return seams[str(plate_id)] if str(plate_id) in seams.files else None
+
+
+# -- IPAC tables -----------------------------------------------------------------------------
+
+
+def write_ipac_table(path: PathLike, table: Table) -> None:
+    """Write an IPAC table atomically, floats with 10 significant digits."""
+    for name in table.colnames:
+        if table[name].dtype.kind == "f":
+            table[name].info.format = ".10g"
+    write_atomic(path, lambda tmp: table.write(str(tmp), format="ascii.ipac"))
+
+
+def read_ipac_table(path: PathLike, columns: Sequence[str] = ()) -> Table:
+    """Read an IPAC table; ``ValueError`` naming the file if one of ``columns`` is missing."""
+    table = Table.read(str(path), format="ascii.ipac")
+    missing = set(columns) - set(table.colnames)
+    if missing:
+        raise ValueError(f"{path}: missing columns {sorted(missing)}")
+    return table
+
+
+PLATE_LIST_COLUMNS = ("id", "plate", "i", "j", "unit")
+
+
+def write_plate_list(path: PathLike, table: Table) -> None:
+    """``platelist.tbl`` (see :func:`hipsluigi.geometry.platelist.plate_list`)."""
+    write_ipac_table(path, table)
+
+
+def read_plate_list(path: PathLike) -> Table:
+    return read_ipac_table(path, PLATE_LIST_COLUMNS)
+
+
+def read_fitcombo(path: PathLike) -> list[DifferenceFit]:
+    """The records of ``fitcombo.tbl``, as written from :class:`DifferenceFit` rows."""
+    table = read_ipac_table(path)
+    names = DifferenceFit.__dataclass_fields__
+    return [DifferenceFit(**{k: row[k].item() for k in table.colnames if k in names})
+            for row in table]
+
+
+def read_corrections(path: PathLike) -> dict[int, tuple[float, float, float]]:
+    """``corrections.tbl``: ``{plate id: (a, b, c)}``, the plane subtracted from each plate."""
+    table = read_ipac_table(path, ("id", "a", "b", "c"))
+    return {int(r["id"]): (float(r["a"]), float(r["b"]), float(r["c"])) for r in table}

@@ -1,0 +1,144 @@
+"""Each artifact's write/read pair round-trips, atomically, at exactly the path given."""
+
+import json
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from hipsluigi.geometry.platelist import plate_list
+from hipsluigi.geometry.plates import PlateGrid
+from hipsluigi.storage import artifacts
+from hipsluigi.stretch.histogram import histogram_of
+
+
+def _no_temporaries(folder):
+    return not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_plate_and_its_image_planes_round_trip(tmp_path):
+    path = tmp_path / "plate.fits"
+    image = np.arange(12, dtype=np.float32).reshape(3, 4)
+    header = fits.Header([("CTYPE1", "GLON-HPX"), ("CTYPE2", "GLAT-HPX")])
+    planes = {"a/b.fits[1]": (1.0, 2.0, 3.0), "synthetic:7": (-1.5, 0.0, 0.25)}
+    artifacts.write_plate(path, image, header, planes)
+    np.testing.assert_array_equal(artifacts.read_plate(path), image)
+    assert artifacts.read_plate_header(path)["CTYPE1"] == "GLON-HPX"
+    assert artifacts.read_image_planes(path) == planes
+    artifacts.write_plate(path, image, header)
+    assert artifacts.read_image_planes(path) == {}
+    assert _no_temporaries(tmp_path)
+
+
+def test_plate_mosaic_records_its_images_and_why_others_were_skipped(tmp_path):
+    path = tmp_path / "mosaic.fits"
+    header = fits.Header([("CTYPE1", "GLON-HPX"), ("CTYPE2", "GLAT-HPX")])
+    artifacts.write_plate_mosaic(path, np.zeros((2, 2), np.float32), header, ["a", "b"],
+                                 {"c.fits": "c.fits: every pixel is blank"},
+                                 {"a": (1.0, 0.0, 0.0), "b": (2.0, 0.0, 0.0)})
+    written = artifacts.read_plate_header(path)
+    assert (written["NIMAGES"], written["NSKIPPED"], written["CTYPE2"]) == (2, 1, "GLAT-HPX")
+    assert "skipped c.fits: every pixel is blank" in str(written["HISTORY"])
+    assert artifacts.read_image_planes(path) == {"a": (1.0, 0.0, 0.0), "b": (2.0, 0.0, 0.0)}
+
+
+def test_difference_fit_round_trips_and_none_means_no_overlap(tmp_path):
+    from hipsluigi.background.overlap import DifferenceFit
+
+    names = DifferenceFit.__dataclass_fields__
+    values = {k: (k in ("plus", "minus", "xmin", "xmax", "ymin", "ymax", "npixel")
+                  and 3 or 0.5) for k in names if not k.endswith("_profile")}
+    fit = DifferenceFit(**values)
+    path = tmp_path / "fit.json"
+    artifacts.write_difference_fit(path, fit)
+    assert artifacts.read_difference_fit(path) == fit
+    artifacts.write_difference_fit(path, None)
+    assert json.loads(path.read_text()) is None
+    assert artifacts.read_difference_fit(path) is None
+
+
+def test_manifest_round_trips_with_and_without_stretch(tmp_path):
+    path = tmp_path / "m.json"
+    artifacts.write_manifest(path, 3, "plate_01_02", np.array([5, 7]))
+    assert artifacts.read_manifest(path) == {"order": 3, "plate": "plate_01_02", "tiles": [5, 7]}
+    artifacts.write_manifest(path, 2, "plate_00_00", [], stretch="abc")
+    assert artifacts.read_manifest(path)["stretch"] == "abc"
+
+
+@pytest.mark.parametrize("name", ["plate.npz", ".plate.npz.1234-abcd.tmp"])
+def test_histogram_round_trips_at_exactly_the_given_path(tmp_path, name):
+    hist = histogram_of(np.random.default_rng(5).normal(size=1000), nbins=64)
+    path = tmp_path / name
+    artifacts.write_histogram(path, hist)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    loaded = artifacts.read_histogram(path)
+    assert (loaded.lo, loaded.hi, loaded.npix) == (hist.lo, hist.hi, hist.npix)
+    assert loaded.counts.dtype == np.int64
+    np.testing.assert_array_equal(loaded.counts, hist.counts)
+
+
+def test_empty_histogram_round_trips(tmp_path):
+    path = tmp_path / "empty.npz"
+    artifacts.write_histogram(path, histogram_of(np.array([np.nan]), nbins=5))
+    loaded = artifacts.read_histogram(path)
+    assert loaded.npix == 0 and np.isnan(loaded.lo) and np.isnan(loaded.hi)
+    np.testing.assert_array_equal(loaded.counts, np.zeros(5))
+
+
+def test_seam_fields_round_trip_and_a_plate_without_one_reads_none(tmp_path):
+    path = tmp_path / "seams.npz"
+    fields = {0: np.ones((4, 8)), 12: np.arange(6.0).reshape(2, 3)}
+    artifacts.write_seam_fields(path, fields)
+    np.testing.assert_array_equal(artifacts.read_seam_field(path, 12), fields[12])
+    assert artifacts.read_seam_field(path, 5) is None
+
+
+def test_plate_list_round_trips_through_ipac_with_montage_columns(tmp_path):
+    table = plate_list(PlateGrid(3, 64, 5, 4), 2)
+    path = tmp_path / "platelist.tbl"
+    artifacts.write_plate_list(path, table)
+    lines = path.read_text().splitlines()
+    header = next(line for line in lines if line.startswith("|"))
+    assert [c.strip() for c in header.strip("|").split("|")] == ["id", "plate", "i", "j",
+                                                                  "unit"]
+    assert any(line.replace(" ", "") == "\\order=3" for line in lines)
+    back = artifacts.read_plate_list(path)
+    assert list(back["plate"]) == list(table["plate"])
+    assert list(back["unit"]) == list(table["unit"])
+
+
+def test_a_table_without_the_columns_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "platelist.tbl"
+    artifacts.write_ipac_table(path, Table({"id": [1], "plate": ["p"]}))
+    with pytest.raises(ValueError, match=r"platelist\.tbl: missing columns \['i', 'j', 'unit'\]"):
+        artifacts.read_plate_list(path)
+
+
+def test_corrections_keep_double_precision(tmp_path):
+    path = tmp_path / "corrections.tbl"
+    a = 0.123456789012
+    artifacts.write_ipac_table(path, Table({"id": [4], "a": [a], "b": [0.0], "c": [-1.0]}))
+    assert artifacts.read_corrections(path) == {4: (pytest.approx(a, rel=1e-9), 0.0, -1.0)}
+
+
+def test_check_plate_names_the_file_and_the_reason(tmp_path):
+    import numpy as np
+    import pytest
+    from astropy.io import fits
+
+    from hipsluigi.storage.artifacts import check_plate
+
+    good = tmp_path / "plate.fits"
+    fits.PrimaryHDU(np.zeros((8, 16), np.float32)).writeto(good)
+    check_plate(good, (8, 16))
+    with pytest.raises(OSError, match=r"plate\.fits: image shape \(8, 16\), expected"):
+        check_plate(good, (16, 16))
+    cut = tmp_path / "cut.fits"
+    cut.write_bytes(good.read_bytes()[:2880 + 100])
+    with pytest.raises(OSError, match=r"cut\.fits: truncated"):
+        check_plate(cut, (8, 16))
+    text = tmp_path / "text.fits"
+    text.write_text("this is not a FITS file\n")
+    with pytest.raises(OSError, match=r"text\.fits: not a readable FITS image"):
+        check_plate(text, (8, 16))

@@ -3,8 +3,9 @@
 :class:`MapSpec` (``[hips]`` keys) and :class:`SyntheticSpec` (``[synthetic]`` keys) are plain,
 frozen, hashable dataclasses. Everything else derives from their fields: validation
 (:meth:`MapSpec.__post_init__`), the Luigi ``[hips]``/``[synthetic]`` sections and their
-command-line flags (``hipsluigi.pipeline.settings``), the documented keys (:func:`describe`)
-and the configuration a SLURM job is handed (:func:`spec_sections`).
+command-line flags (``hipsluigi.pipeline.settings``; ``luigi --help-all`` prints their
+descriptions), the keys ``luigi.cfg`` documents (a test holds the file to this schema) and the
+configuration a SLURM job is handed (:func:`spec_sections`).
 
 This module reads no configuration and imports no Luigi: a spec is built by the pipeline and
 handed to the code that needs it.
@@ -19,7 +20,7 @@ import typing
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from hipsluigi.geometry.frames import check_frame
+from hipsluigi.geometry.frames import HIPS_FRAMES
 from hipsluigi.geometry.plates import PlateGrid, default_nplate, default_pad
 from hipsluigi.geometry.region import Region, parse_region
 
@@ -30,7 +31,7 @@ BACKGROUND_FITS = ("levels", "slopes")
 EXECUTORS = ("local", "slurm", "dryrun")
 REPROJECTIONS = ("interp", "reproject_interp", "reproject_exact", "reproject_adaptive")
 STRETCHES = ("gaussian-log", "gaussian", "linear", "log", "sqrt", "asinh")
-MAP_FRAMES = ("galactic", "equatorial")
+MAP_FRAMES = tuple(HIPS_FRAMES)
 
 
 def setting(default, doc: str, choices: tuple[str, ...] | None = None):
@@ -106,7 +107,6 @@ class MapSpec:
                              f"use one of {', '.join(AVAILABLE_SURVEYS)}")
         if not 1 <= self.band <= 4:
             raise ValueError(f"[hips] band = {self.band}: must be 1..4")
-        check_frame(self.frame)
         if self.nplate is None:
             object.__setattr__(self, "nplate", default_nplate(self.order))
         if self.pad is None:  # padding is there for the overlaps that background matching fits
@@ -201,17 +201,3 @@ def spec_sections(spec: MapSpec) -> dict[str, dict[str, str]]:
     synthetic = {f.name: format_value(getattr(spec.synthetic, f.name))
                  for f, _ in schema_fields(SyntheticSpec)}
     return {f"hips.{spec.name}": hips, f"synthetic.{spec.name}": synthetic}
-
-
-def describe() -> str:
-    """The documented keys, as ``luigi.cfg`` text: ``[hips]`` then ``[synthetic]``."""
-    lines = []
-    for section, cls in (("hips", MapSpec), ("synthetic", SyntheticSpec)):
-        lines.append(f"[{section}]")
-        for f, _ in schema_fields(cls):
-            choices = f.metadata.get("choices")
-            doc = f.metadata["doc"] + (f" ({' | '.join(choices)})" if choices else "")
-            lines.append(f"# {doc}")
-            lines.append(f"{f.name} = {format_value(f.default)}".rstrip())
-        lines.append("")
-    return "\n".join(lines)

@@ -1,10 +1,35 @@
-"""Helpers for tests of code that reads the Luigi configuration."""
+"""Helpers for tests: Luigi configuration options, and tile pixel positions from healpy."""
 
 from __future__ import annotations
 
 import contextlib
 
+import healpy as hp
 import luigi
+import numpy as np
+
+
+def tile_pixel_lonlat(order: int, npix: int, width: int, convention: str = "standard"
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Centres ``(lon, lat)`` (degrees, the map's frame) of tile ``npix``'s pixels
+    ``[row, col]``, computed by healpy alone under a pixel-order convention.
+
+    ``standard`` is the HiPS FITS convention (``ix = w-1-row, iy = col``); ``transposed`` and
+    ``flipped`` (the PNG orientation taken for FITS) are the usual mistakes, for tests to show
+    that their check tells them apart.
+    """
+    rows, cols = np.meshgrid(np.arange(width), np.arange(width), indexing="ij")
+    if convention == "standard":
+        ix, iy = width - 1 - rows, cols
+    elif convention == "transposed":
+        ix, iy = width - 1 - cols, rows
+    elif convention == "flipped":
+        ix, iy = rows, cols
+    else:
+        raise ValueError(f"unknown convention {convention!r}")
+    tx, ty, face = hp.pix2xyf(1 << order, npix, nest=True)
+    ipix = hp.xyf2pix(width << order, tx * width + ix, ty * width + iy, face, nest=True)
+    return hp.pix2ang(width << order, ipix, nest=True, lonlat=True)
 
 
 @contextlib.contextmanager

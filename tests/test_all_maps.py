@@ -10,14 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import healpy as hp
 import numpy as np
 import pytest
 from astropy.io import fits
 
+from hipsluigi.execution.slurm_jobs import config_text
 from hipsluigi.pipeline.settings import map_spec
 from hipsluigi.surveys import synthetic
-from hipsluigi.testing import luigi_options
+from hipsluigi.testing import luigi_options, tile_pixel_lonlat
 
 LUIGI = Path(sys.executable).with_name("luigi")
 WIDTH = 64
@@ -39,11 +39,6 @@ def _config(root: Path) -> dict:
     return options
 
 
-def _write_cfg(path: Path, options: dict) -> None:
-    path.write_text("".join(f"[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in kv.items())
-                            for section, kv in options.items()))
-
-
 def _luigi(cfg: Path, cwd: Path, luigid) -> subprocess.CompletedProcess:
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
     return subprocess.run([str(LUIGI), "--module", "hipsluigi", "AllMaps", "--maps",
@@ -57,18 +52,10 @@ def built(tmp_path_factory, luigid):
     root = tmp_path_factory.mktemp("allmaps")
     cfg = root / "luigi.cfg"
     options = _config(root)
-    _write_cfg(cfg, options)
+    cfg.write_text(config_text(options))
     first = _luigi(cfg, root, luigid)
     assert first.returncode == 0, first.stderr[-4000:]
     return {"root": root, "cfg": cfg, "options": options, "first": first}
-
-
-def _pixel_lonlat(order: int, npix: int):
-    rows, cols = np.meshgrid(np.arange(WIDTH), np.arange(WIDTH), indexing="ij")
-    tx, ty, face = hp.pix2xyf(1 << order, npix, nest=True)
-    ipix = hp.xyf2pix(WIDTH << order, tx * WIDTH + (WIDTH - 1 - rows), ty * WIDTH + cols, face,
-                      nest=True)
-    return hp.pix2ang(WIDTH << order, ipix, nest=True, lonlat=True)
 
 
 def test_both_maps_match_their_own_truth_at_healpy_pixel_centres(built):
@@ -84,7 +71,7 @@ def test_both_maps_match_their_own_truth_at_healpy_pixel_centres(built):
         assert not (hips / f"Norder{spec.order + 1}").exists()
         own, others, truths = [], [], []
         for path in tiles[:: max(1, len(tiles) // 16)]:
-            lon, lat = _pixel_lonlat(spec.order, int(path.stem[4:]))
+            lon, lat = tile_pixel_lonlat(spec.order, int(path.stem[4:]), WIDTH)
             data = fits.getdata(path)
             truth = synthetic.truth(spec, lon, lat)
             own.append(np.abs(data - truth).ravel())

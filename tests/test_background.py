@@ -8,7 +8,6 @@ pixel centres (healpy; row r, column c of a tile of width w holds ix = w-1-r, iy
 
 import warnings
 
-import healpy as hp
 import luigi
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from hipsluigi import AllSkyPNGs
 from hipsluigi.geometry.plates import PlateGrid
 from hipsluigi.pipeline.settings import map_spec
 from hipsluigi.surveys import synthetic
-from hipsluigi.testing import luigi_options
+from hipsluigi.testing import luigi_options, tile_pixel_lonlat
 
 ORDER, WIDTH, NOISE = 3, 64, 0.05
 SURVEY = {"seed": 5, "frame_size": 64, "noise": NOISE, "backgrounds": 1.0, "tilt": 0.05,
@@ -35,14 +34,10 @@ def _options(root, mode):
 
 def _tile_errors(hips, spec):
     """{npix: tile - truth} for every deepest tile."""
-    rows, cols = np.meshgrid(np.arange(WIDTH), np.arange(WIDTH), indexing="ij")
     out = {}
     for path in hips.glob(f"Norder{ORDER}/Dir*/Npix*.fits"):
         npix = int(path.stem[4:])
-        tx, ty, face = hp.pix2xyf(1 << ORDER, npix, nest=True)
-        ipix = hp.xyf2pix(WIDTH << ORDER, tx * WIDTH + (WIDTH - 1 - rows), ty * WIDTH + cols,
-                          face, nest=True)
-        lon, lat = hp.pix2ang(WIDTH << ORDER, ipix, nest=True, lonlat=True)
+        lon, lat = tile_pixel_lonlat(ORDER, npix, WIDTH)
         out[npix] = fits.getdata(path) - synthetic.truth(spec, lon, lat)
     return out
 

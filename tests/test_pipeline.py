@@ -9,7 +9,6 @@ import json
 import warnings
 from pathlib import Path
 
-import healpy as hp
 import luigi
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from scipy.stats import spearmanr
 from hipsluigi import AllSkyPNGs
 from hipsluigi.pipeline.settings import map_spec
 from hipsluigi.surveys import synthetic
-from hipsluigi.testing import luigi_options
+from hipsluigi.testing import luigi_options, tile_pixel_lonlat
 
 ORDER = 3
 WIDTH = 64
@@ -59,20 +58,6 @@ def _tiles(hips: Path, order: int, ext: str) -> dict[int, Path]:
     return {int(p.stem[4:]): p for p in (hips / f"Norder{order}").glob(f"Dir*/Npix*.{ext}")}
 
 
-def _pixel_lonlat(order: int, npix: int, width: int, convention: str):
-    """Centres of a tile's pixels [row, col] via healpy, under a pixel-order convention."""
-    rows, cols = np.meshgrid(np.arange(width), np.arange(width), indexing="ij")
-    if convention == "standard":
-        ix, iy = width - 1 - rows, cols
-    elif convention == "transposed":
-        ix, iy = width - 1 - cols, rows
-    else:  # "flipped": the PNG orientation taken for FITS
-        ix, iy = rows, cols
-    tx, ty, face = hp.pix2xyf(1 << order, npix, nest=True)
-    ipix = hp.xyf2pix(width << order, tx * width + ix, ty * width + iy, face, nest=True)
-    return hp.pix2ang(width << order, ipix, nest=True, lonlat=True)
-
-
 def test_build_succeeds(built):
     assert built["result"].status == luigi.LuigiStatusCode.SUCCESS
     assert built["started"], "the first build ran no task"
@@ -91,7 +76,7 @@ def test_tiles_match_truth_at_healpy_pixel_centres_and_other_conventions_do_not(
             data = fits.getdata(tiles[npix])
             assert data.shape == (WIDTH, WIDTH) and data.dtype.kind == "f"
             for convention, errs in errors.items():
-                lon, lat = _pixel_lonlat(order, int(npix), WIDTH, convention)
+                lon, lat = tile_pixel_lonlat(order, int(npix), WIDTH, convention)
                 truth = synthetic.truth(spec, lon, lat)
                 errs.append(np.abs(data - truth).ravel())
                 if convention == "standard":

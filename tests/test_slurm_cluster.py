@@ -15,6 +15,7 @@ import pytest
 from astropy.io import fits
 
 from hipsluigi import AllSkyPNGs, PlateMosaic
+from hipsluigi.execution.slurm_jobs import config_text
 from hipsluigi.pipeline.tasks import PlateTask
 from hipsluigi.testing import luigi_options
 
@@ -188,8 +189,7 @@ def _start_held_plate_mosaic(tmp_path, luigid, name, **slurm_options):
     options = _options(tmp_path, name, executor="slurm")
     options["slurm"].update(extra_args="--hold", **slurm_options)  # jobs wait to be released
     cfg = tmp_path / f"{name}.cfg"
-    cfg.write_text("".join(f"[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
-                           for section, values in options.items()))
+    cfg.write_text(config_text(options))
     env = dict(os.environ, LUIGI_CONFIG_PATH=str(cfg))
     luigi_bin = Path(sys.executable).with_name("luigi")
     proc = subprocess.Popen([str(luigi_bin), "--module", "hipsluigi", "PlateMosaic", "--order",

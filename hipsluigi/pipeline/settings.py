@@ -83,7 +83,7 @@ def map_spec(name: str | None = None) -> MapSpec:
     key = _settings_key(name)
     spec = _cache.get(key)
     if spec is None:
-        spec = _build(name, key)
+        spec = _build(name)
         if len(_cache) > 64:
             _cache.clear()
         _cache[key] = spec
@@ -140,23 +140,18 @@ def _values(config_cls: type, schema: type, sections: tuple[str, str]) -> dict:
     return values
 
 
-def _build(name: str, key: tuple) -> MapSpec:
+def _build(name: str) -> MapSpec:
     cfg = luigi.configuration.get_config()
-    for section in (f"hips.{name}", f"synthetic.{name}"):
+    for section, schema in ((f"hips.{name}", MapSpec), (f"synthetic.{name}", SyntheticSpec)):
         if cfg.has_section(section):
-            known = {f.name for f, _ in schema_fields(MapSpec if section.startswith("hips")
-                                                      else SyntheticSpec)}
+            known = {f.name for f, _ in schema_fields(schema)}
             unknown = sorted(set(cfg.options(section)) - known - set(cfg.defaults()))
             if unknown:
                 raise ValueError(f"[{section}]: unknown keys {', '.join(unknown)}")
     hips_values = _values(hips, MapSpec, ("hips", f"hips.{name}"))
     hips_values["name"] = name
-    storage = hips_values.get("storage", ",".join(MapSpec.storage))
-    if isinstance(storage, str):
-        storage = [u.strip() for u in storage.split(",") if u.strip()]
-    hips_values["storage"] = tuple(os.path.join(key[3], os.path.expanduser(u)) for u in storage)
-    for optional in ("nplate", "pad", "histogram_order"):
-        if hips_values.get(optional) == "":
-            hips_values[optional] = None
+    storage = hips_values.get("storage", ",".join(MapSpec.storage))  # a string, as parsed
+    hips_values["storage"] = tuple(os.path.join(os.getcwd(), os.path.expanduser(u.strip()))
+                                   for u in storage.split(",") if u.strip())
     synthetic_values = _values(synthetic, SyntheticSpec, ("synthetic", f"synthetic.{name}"))
     return MapSpec(**hips_values, synthetic=SyntheticSpec(**synthetic_values))

@@ -30,7 +30,7 @@ from hipsluigi.pipeline.tasks import (
 
 install_indexed_scheduler()  # --local-scheduler runs of any size: see hipsluigi.execution
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "AllMaps", "AllSkyFITS", "AllSkyPNGs", "BackgroundModel", "CorrectPlate", "HiPSMetadata",

@@ -25,7 +25,6 @@ from hipsluigi.geometry.plates import PlateGrid, default_nplate, default_pad
 from hipsluigi.geometry.region import Region, parse_region
 
 SURVEYS = ("synthetic", "fits", "healpix", "wise")
-AVAILABLE_SURVEYS = ("synthetic", "fits")
 BACKGROUNDS = ("global", "plate", "none")
 BACKGROUND_FITS = ("levels", "slopes")
 EXECUTORS = ("local", "slurm", "dryrun")
@@ -70,7 +69,8 @@ class MapSpec:
     name: str = setting("demo", "map name (seed: W1); part of every task id")
     order: int = setting(3, "deepest HiPS order")
     tile_width: int = setting(512, "tile width in pixels, a power of 2")
-    nplate: int | None = setting(None, "plates a side; empty: 5*2**max(0, order-5)")
+    nplate: int | None = setting(None, "plates a side; empty: 5*2**max(0, order-5), or "
+                                       "plates no wider than a cone region")
     storage: tuple[str, ...] = setting(
         ("hips-work/unit0", "hips-work/unit1", "hips-work/unit2", "hips-work/unit3"),
         "comma-separated storage units; the first is the base")
@@ -78,6 +78,14 @@ class MapSpec:
     survey: str = setting("synthetic", "where the images come from", SURVEYS)
     survey_path: str = setting("", "folder of FITS images (fits) or HEALPix map file (healpix)")
     band: int = setting(1, "survey band (wise: 1..4)")
+    wise_service: str = setting("https://irsa.ipac.caltech.edu/SIA",
+                                "wise: the SIA v2 service of the AllWISE Atlas images")
+    wise_collection: str = setting("wise_allwise", "wise: the SIA v2 collection")
+    healpix_column: str = setting("", "healpix: the map's column, a name or a 0-based number; "
+                                      "empty: the first")
+    healpix_frame: str = setting("", "healpix: the map's frame when its header has no "
+                                     "COORDSYS; empty: COORDSYS (G, C or E)",
+                                 ("", "galactic", "equatorial", "ecliptic"))
     background: str = setting("global", "background matching between images and plates",
                               BACKGROUNDS)
     background_fit: str = setting("levels", "global model: one level or a plane per plate",
@@ -101,14 +109,15 @@ class MapSpec:
         _check_fields(self, "hips")
         if not self.storage:
             raise ValueError("[hips] storage lists no storage unit")
-        if self.survey not in AVAILABLE_SURVEYS:
+        if self.survey in ("fits", "healpix") and not self.survey_path:
             # Refused here, before a work tree records a survey that no task can read.
-            raise ValueError(f"[hips] survey = {self.survey} is not available in this version; "
-                             f"use one of {', '.join(AVAILABLE_SURVEYS)}")
+            what = "a folder of FITS images" if self.survey == "fits" else "a HEALPix map file"
+            raise ValueError(f"[hips] survey = {self.survey} needs survey_path: {what}")
         if not 1 <= self.band <= 4:
             raise ValueError(f"[hips] band = {self.band}: must be 1..4")
-        if self.nplate is None:
-            object.__setattr__(self, "nplate", default_nplate(self.order))
+        if self.nplate is None:  # a cone's plates are sized to the cone
+            object.__setattr__(self, "nplate",
+                               default_nplate(self.order, self.region_spec.cone_radius))
         if self.pad is None:  # padding is there for the overlaps that background matching fits
             pad = (default_pad(self.order, self.tile_width, self.nplate)
                    if self.background != "none" else 0)
@@ -139,8 +148,9 @@ class MapSpec:
         data = dataclasses.asdict(self)
         # A dry run's placeholders must never pass for pixels.
         data["dryrun"] = self.executor == "dryrun"
+        # wise_service: a mirror serves the same images.
         for key in ("executor", "stretch", "stretch_min", "stretch_max", "title", "creator_did",
-                    "storage"):
+                    "storage", "wise_service"):
             data.pop(key)
         return data
 

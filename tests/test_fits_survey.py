@@ -31,8 +31,12 @@ SIP = DATA / "nddata/tests/data/sip-wcs.fits"                     # TAN-SIP dist
 @pytest.fixture(scope="module")
 def survey_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("survey")
-    for path in (M13, AZP, SIP):
+    for path in (M13, AZP):
         shutil.copy(path, folder / path.name)
+    # One map holds one unit (AZP's JY/BEAM): the SIP image's 'adu' would be rejected for it.
+    with fits.open(SIP) as hdul:
+        del hdul[0].header["BUNIT"]
+        hdul.writeto(folder / SIP.name)
     raw = M13_PLAIN.read_bytes()
     (folder / "truncated.fits").write_bytes(raw[:5000])
     header = fits.getheader(M13_PLAIN)
@@ -95,14 +99,23 @@ def test_zenithal_image_at_the_pole_and_bad_files_reported(survey_folder, tmp_pa
     print(f"1904-66 (AZP at the pole): {compared} pixels, max relative difference {worst:.1e}")
     assert compared > 1000 and worst < 1e-4
     index = Table.read(str(base / "survey" / "index.tbl"), format="ascii.ipac")
-    status = {Path(p).name: (s, r) for p, s, r in zip(index["path"], index["status"],
-                                                       index["reason"], strict=True)}
-    for name in ("m13_rice.fits", "1904-66_AZP.fits", "sip-wcs.fits", "all_blank.fits"):
+    reasons = ["" if np.ma.is_masked(r) else str(r) for r in index["reason"]]  # '' reads masked
+    status = {Path(p).name: (s, r) for p, s, r in zip(index["path"], index["status"], reasons,
+                                                       strict=True)}
+    for name in ("m13_rice.fits", "1904-66_AZP.fits", "sip-wcs.fits"):
         assert status[name][0] == "ok", status[name]
-    for name, why in (("truncated.fits", ""), ("not_celestial.fits", "celestial"),
-                      ("table_only.fits", "image"), ("notes.fits", "")):
+    bad = (("truncated.fits", "truncated file"), ("not_celestial.fits", "not celestial"),
+           ("table_only.fits", "no image HDU"), ("notes.fits", "not a FITS file"),
+           ("all_blank.fits", "every pixel is blank"))
+    for name, why in bad:
         assert status[name][0] == "skipped" and why in status[name][1], (name, status[name])
-    # the all-blank image passed the index but is skipped, with its name, by the mosaics
-    histories = " ".join(str(h) for path in (base.parent / "sky").rglob("mosaics/**/*.fits")
-                         for h in fits.getheader(path).get("HISTORY", []))
-    assert "all_blank.fits" in histories and "blank" in histories
+    # the same files and reasons in the rejects table, the all-blank one found by the index
+    rejects = Table.read(str(base / "survey" / "rejects.tbl"), format="ascii.ipac")
+    assert {Path(p).name: r for p, r in zip(rejects["path"], rejects["reason"], strict=True)} \
+        == {name: status[name][1] for name, _ in bad}
+    # the images' unit reaches every tile and the properties; the images state no MAGZP
+    tiles = (base / "HiPS").glob("Norder*/Dir*/*.fits")
+    units = {fits.getheader(path).get("BUNIT") for path in tiles}
+    assert units == {fits.getheader(AZP)["BUNIT"]}
+    assert f"hips_bunit           = {fits.getheader(AZP)['BUNIT']}" in \
+        (base / "HiPS" / "properties").read_text()

@@ -18,6 +18,10 @@ Conventions used throughout hipsluigi (``docs/design.md``, "HPX geometry"):
 * Inside a cell, with ``u = p1 - I*N`` and ``v = p2 - J*N``: ``ix = N-1-v``, ``iy = u`` and the
   NESTED index is ``face * N**2 + interleave(ix on even bits, iy on odd bits)``. The same rule
   applied to the tile grid (``nside = 2**k``) gives tile numbers.
+* A FITS tile's WCS is the plane's with CRPIX moved to the tile, except on face 6, which
+  WCSLIB's HPX cuts at x = +/-180 degrees: its tiles are referred to the plane turned by 180
+  degrees (CRVAL1 = 180, :func:`tile_wcs_reference`), so that every tile's every pixel is in
+  WCSLIB's domain.
 """
 
 from __future__ import annotations
@@ -242,6 +246,44 @@ def tile_plane_position(order: int, npix: np.ndarray) -> tuple[np.ndarray, np.nd
     return nested_to_plane(npix, 1 << order)
 
 
+#: The HEALPix base pixel centred on the +/-180 degree cut of the HPX plane.
+SPLIT_FACE = 6
+
+
+def tile_wcs_reference(order: int, npix: int, tile_width: int) -> tuple[float, float, float]:
+    """``(CRVAL1, CRPIX1, CRPIX2)`` of the WCS of FITS tile ``npix``.
+
+    WCSLIB refuses HPX plane points with ``|x| > 180`` degrees, and face 6 is centred on that
+    cut: in the plane of CRVAL1 = 0 its canonical cell (0, 0) spans x = 135..225 degrees, so
+    most of its tiles would map to no sky at all. Tiles of face 6 are therefore referred to
+    the plane turned by 180 degrees in longitude (CRVAL1 = 180), where face 6 takes the
+    centre cell (2, 2), x = -45..45. HEALPix is unchanged by that turn (face 6 takes the place
+    of face 4, sub-pixel for sub-pixel), so the tile's pixels are the same; only the reference
+    point moves. Every other tile keeps CRVAL1 = 0 and the shared plane.
+
+    Parameters
+    ----------
+    order : int
+        HiPS order.
+    npix : int
+        NESTED tile index.
+    tile_width : int
+        Tile width in pixels.
+
+    Returns
+    -------
+    tuple of float
+        CRVAL1 in degrees, and the 1-based CRPIX1, CRPIX2 of the tile's ``w x w`` image.
+    """
+    tc, tr = (int(t) for t in tile_plane_position(order, np.array(npix)))
+    crval1 = 0.0
+    if npix >> (2 * order) == SPLIT_FACE:
+        crval1 = 180.0
+        tc, tr = tc + (2 << order), tr + (2 << order)  # cell (0, 0) -> cell (2, 2)
+    crpix = plane_crpix(face_side(order, tile_width))
+    return crval1, crpix - tc * tile_width, crpix - tr * tile_width
+
+
 def tile_header(order: int, npix: int, tile_width: int, frame: str = "galactic") -> fits.Header:
     """Header of the standard FITS tile ``npix`` at ``order``.
 
@@ -259,14 +301,12 @@ def tile_header(order: int, npix: int, tile_width: int, frame: str = "galactic")
     Returns
     -------
     astropy.io.fits.Header
-        The tile's HPX WCS (NAXIS1 = NAXIS2 = ``tile_width``), ORDER and NPIX.
+        The tile's HPX WCS (NAXIS1 = NAXIS2 = ``tile_width``; reference point as
+        :func:`tile_wcs_reference` says), ORDER and NPIX.
     """
-    tc, tr = tile_plane_position(order, np.array(npix))
-    header = plane_wcs_header(
-        order, tile_width, frame,
-        crpix_shift=(int(tc) * tile_width, int(tr) * tile_width),
-        naxis=(tile_width, tile_width),
-    )
+    header = plane_wcs_header(order, tile_width, frame, naxis=(tile_width, tile_width))
+    header["CRVAL1"], header["CRPIX1"], header["CRPIX2"] = tile_wcs_reference(
+        order, npix, tile_width)
     header["ORDER"] = (order, "HiPS tile order")
     header["NPIX"] = (int(npix), "HiPS tile index (NESTED)")
     return header

@@ -14,6 +14,7 @@ Plate arrays are indexed ``[row, col]``: ``plate[r, c]`` is plane pixel
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -22,10 +23,38 @@ import numpy as np
 from hipsluigi.geometry.frames import check_frame
 from hipsluigi.geometry.hpx import face_side, plane_to_nested, plane_wcs_header
 
+#: Finest plate grid a cone region chooses by itself: 5 * 2**6 plates a side (plates 0.92
+#: degrees wide), so that whole-grid bookkeeping (the plate list, the plate neighbours) stays
+#: small.
+CONE_NPLATE_MAX = 320
 
-def default_nplate(order: int) -> int:
-    """Default plates a side at ``order``: 5 up to order 5, doubling per order after that."""
-    return 5 * 2 ** max(0, order - 5)
+
+def default_nplate(order: int, cone_radius: float | None = None) -> int:
+    """Default plates a side at ``order``.
+
+    Parameters
+    ----------
+    order : int
+        HiPS tile order of the deepest plates.
+    cone_radius : float, optional
+        For a map limited to a cone, its radius in degrees.
+
+    Returns
+    -------
+    int
+        ``5 * 2**m`` with ``m = max(0, order - 5)`` (5 up to order 5, doubling per order after
+        that). For a cone, plates are made smaller if need be, until they are no wider than
+        the cone's radius (the cone then touches 4 to 16 plates, which cover little more than
+        it), but never narrower than one tile (``m <= order``) and not beyond
+        :data:`CONE_NPLATE_MAX` unless the plain default is finer already.
+    """
+    m = max(0, order - 5)
+    if cone_radius is not None and cone_radius > 0:
+        # A plate of a 5 * 2**m grid is one HEALPix cell of order m, sqrt(pi/3) / 2**m wide.
+        fit = math.ceil(math.log2(math.degrees(math.sqrt(math.pi / 3)) / cone_radius))
+        finest = min(order, (CONE_NPLATE_MAX // 5).bit_length() - 1)
+        m = max(m, min(fit, finest))
+    return 5 * 2**m
 
 
 def default_pad(order: int, tile_width: int, nplate: int) -> int:
@@ -135,9 +164,9 @@ class PlateGrid:
     @cached_property
     def sky_plates(self) -> tuple[tuple[int, int], ...]:
         """Every on-sky plate ``(i, j)``, i-major (the order of ``id`` in ``platelist.tbl``)."""
-        return tuple(
-            (i, j) for i in range(self.nplate) for j in range(self.nplate) if self.on_sky(i, j)
-        )
+        i, j = np.meshgrid(np.arange(self.nplate), np.arange(self.nplate), indexing="ij")
+        on = np.abs(i // self.plates_per_face - j // self.plates_per_face) <= 1
+        return tuple(zip(i[on].tolist(), j[on].tolist(), strict=True))
 
     def plate_header(self, i: int, j: int, frame: str = "galactic", padded: bool = True):
         """HPX WCS header of plate ``(i, j)`` (mTileHdr semantics: CRPIX moves, CD is kept).
@@ -249,23 +278,22 @@ def base_plate(base: PlateGrid, order: int, i: int, j: int) -> tuple[int, int]:
     return i * f, j * f
 
 
-def plate_neighbours(grid: PlateGrid, samples: int = 33) -> dict[tuple[int, int, int, int], str]:
+def plate_neighbours(grid: PlateGrid) -> dict[tuple[int, int, int, int], str]:
     """Pairs of plates that touch on the sky, with how they touch.
 
     Returns ``{(i1, j1, i2, j2): kind}`` with ``(i1, j1) < (i2, j2)``, over the plates that
-    yield tiles (cell (4, 4) copies excluded; their sky is cell (0, 0)'s). Each contact between
-    a pixel of one plate and a HEALPix neighbour pixel of the other is classed by where the
-    two pixels sit on the plane: ``"plane"`` when they are adjacent there, ``"wrap"`` when they
-    are adjacent once one is shifted by ``(4N, 4N)`` (the +/-180 degree wrap), ``"cut"``
-    otherwise (a polar cut, where the plane turns by 90 degrees). A pair is ``"cut"`` if any
-    contact is, else ``"wrap"`` if any contact is, else ``"plane"``.
+    yield tiles (cell (4, 4) copies excluded; their sky is cell (0, 0)'s). A plate of a
+    ``5 * 2**m`` grid is one HEALPix cell at nside ``2**m``, so the pairs are healpy's
+    neighbours of those cells. A pair is classed by where its plates sit on the plane:
+    ``"plane"`` when they touch there as on the sky (along an edge, or at a corner), ``"wrap"``
+    when they do once one is shifted by ``(4N, 4N)`` (the +/-180 degree wrap), ``"cut"``
+    otherwise (a polar cut, where the plane turns by 90 degrees, so that some pixels along
+    their common edge are not neighbours on the plane).
 
     Parameters
     ----------
     grid : PlateGrid
         The plate grid.
-    samples : int, optional
-        Contacts are sampled at this many points along each plate edge, plus the corners.
 
     Returns
     -------
@@ -274,36 +302,33 @@ def plate_neighbours(grid: PlateGrid, samples: int = 33) -> dict[tuple[int, int,
     """
     import healpy as hp
 
-    from hipsluigi.geometry.hpx import nested_to_plane, plane_to_nested
+    from hipsluigi.geometry.hpx import nested_to_plane
 
-    n = grid.face_side
-    side = grid.plate_side
-    edge = np.unique(np.linspace(0, side - 1, samples).round().astype(np.int64))
-    first, last = np.zeros_like(edge), np.full_like(edge, side - 1)
-    du = np.concatenate([edge, edge, first, last])
-    dv = np.concatenate([first, last, edge, edge])
-    rank = {"plane": 0, "wrap": 1, "cut": 2}
-    pairs: dict[tuple[int, int, int, int], str] = {}
-    for i, j in grid.sky_plates:
-        if grid.is_duplicate(i, j):
-            continue
-        p1_0, p2_0 = grid.origin(i, j)
-        a1, a2 = p1_0 + du, p2_0 + dv
-        around = hp.get_all_neighbours(n, plane_to_nested(a1, a2, n), nest=True)  # (8, m)
-        ok = around >= 0
-        q1, q2 = nested_to_plane(np.where(ok, around, 0), n)
-        d1, d2 = q1 - a1[None, :], q2 - a2[None, :]
-        plane = np.maximum(np.abs(d1), np.abs(d2)) <= 1
-        wrap = np.zeros_like(plane)
-        for shift in (4 * n, -4 * n):
-            wrap |= np.maximum(np.abs(d1 + shift), np.abs(d2 + shift)) <= 1
-        kinds = np.where(plane, 0, np.where(wrap, 1, 2))
-        for k, m, kind in zip((q1 // side)[ok].tolist(), (q2 // side)[ok].tolist(),
-                              kinds[ok].tolist(), strict=True):
-            if (k, m) == (i, j):
-                continue
-            key = (i, j, k, m) if (i, j) < (k, m) else (k, m, i, j)
-            name = ("plane", "wrap", "cut")[kind]
-            if key not in pairs or rank[name] > rank[pairs[key]]:
-                pairs[key] = name
-    return pairs
+    nside, nplate = grid.plates_per_face, grid.nplate
+    plates = np.array([p for p in grid.sky_plates if not grid.is_duplicate(*p)], dtype=np.int64)
+    i, j = plates[:, 0], plates[:, 1]
+    # healpy's order: SW, W, NW, N, NE, E, SE, S; SW, NW, NE and SE share an edge.
+    around = hp.get_all_neighbours(nside, plane_to_nested(i, j, nside), nest=True)  # (8, n)
+    ok = around >= 0
+    k, m = nested_to_plane(np.where(ok, around, 0), nside)
+    shares_edge = np.array([True, False] * 4)[:, None]
+
+    def touching(d1, d2):
+        a1, a2 = np.abs(d1), np.abs(d2)
+        return np.where(shares_edge, a1 + a2 == 1, np.maximum(a1, a2) == 1)
+
+    d1, d2 = k - i, m - j
+    wrap = touching(d1 + 4 * nside, d2 + 4 * nside) | touching(d1 - 4 * nside, d2 - 4 * nside)
+    kind = np.where(touching(d1, d2), 0, np.where(wrap, 1, 2))[ok]
+    own = np.broadcast_to(i * nplate + j, around.shape)[ok]
+    other = (k * nplate + m)[ok]
+    # One key per pair, lo * nplate**2 + hi with lo, hi = i * nplate + j: sorted as (i, j) are.
+    key = np.minimum(own, other) * nplate**2 + np.maximum(own, other)
+    order = np.lexsort((kind, key))  # the strongest kind of each pair last
+    key, kind = key[order], kind[order]
+    last = np.append(key[1:] != key[:-1], True)
+    lo, hi = np.divmod(key[last], nplate**2)
+    names = ("plane", "wrap", "cut")
+    return {(i1, j1, i2, j2): names[c] for i1, j1, i2, j2, c in zip(
+        *(v.tolist() for v in (*np.divmod(lo, nplate), *np.divmod(hi, nplate), kind[last])),
+        strict=True)}

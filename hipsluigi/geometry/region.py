@@ -7,17 +7,21 @@ Forms (case-insensitive):
   the deepest order's grid (mHPXPlateList's test arguments; inclusive, 0-based).
 * ``cone LON LAT RADIUS [FRAME]`` : plates touching a cone, degrees; the position is in the
   map's frame unless ``FRAME`` (``icrs``, ``galactic``, ``equatorial``, ...) says otherwise.
+  Unless ``nplate`` is given, a cone's plates are made about as small as the cone
+  (:func:`hipsluigi.geometry.plates.default_nplate`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
+import healpy as hp
 import numpy as np
 
 from hipsluigi.geometry.frames import astropy_frame, lonlat_to_vec, rotation_matrix
+from hipsluigi.geometry.hpx import SPLIT_FACE, nested_to_plane
 from hipsluigi.geometry.plates import PlateGrid
-from hipsluigi.geometry.sky import plane_pixel_vectors
 
 
 @dataclass(frozen=True)
@@ -41,28 +45,42 @@ class Region:
     radius: float = 180.0
 
     def contains_plate(self, grid: PlateGrid, i: int, j: int) -> bool:
-        """Whether unpadded plate ``(i, j)`` of ``grid`` is in the region (for a cone: may
-        touch it, up to one sampling step)."""
+        """Whether unpadded plate ``(i, j)`` of ``grid`` is in the region.
+
+        For a cone: whether one of the plate's tiles meets the cone, as healpy's
+        ``query_disc`` (inclusive) finds at the grid's order, its overlap test made at 1/1024
+        of a tile (so a tile may count that misses the cone by that much). Plates of cell
+        (4, 4) follow the face-6 tiles they repeat.
+        """
         if self.kind == "sky":
             return True
         if self.kind == "plates":
             xmin, ymin, xmax, ymax = self.plates
             return xmin <= i <= xmax and ymin <= j <= ymax
-        # Closest point of a 17 x 17 lattice over the plate, allowing one lattice diagonal.
-        side = grid.plate_side
-        samples = 17
-        lattice = np.linspace(0, side - 1, samples)
-        p1_0, p2_0 = grid.origin(i, j)
-        vec = plane_pixel_vectors((p1_0 + lattice).round()[None, :].astype(np.int64),
-                                  (p2_0 + lattice).round()[:, None].astype(np.int64),
-                                  grid.face_side).reshape(-1, 3)
-        vec = vec[np.isfinite(vec[:, 0])]
-        if len(vec) == 0:
-            return False
-        cone = lonlat_to_vec(self.lon, self.lat)
-        closest = np.degrees(np.arccos(np.clip(vec @ cone, -1.0, 1.0)).min())
-        step = np.degrees(np.sqrt(2) * np.radians(90.0 / grid.face_side)) * side / (samples - 1)
-        return bool(closest <= self.radius + step)
+        return (i, j) in _cone_plates(self.lon, self.lat, self.radius, grid)
+
+    @property
+    def cone_radius(self) -> float | None:
+        """The cone's radius in degrees; None for other regions (for
+        :func:`hipsluigi.geometry.plates.default_nplate`, which sizes plates to a cone)."""
+        return self.radius if self.kind == "cone" else None
+
+
+@lru_cache(maxsize=16)
+def _cone_plates(lon: float, lat: float, radius: float, grid: PlateGrid
+                 ) -> frozenset[tuple[int, int]]:
+    """The plates ``(i, j)`` of ``grid`` holding a tile that meets the cone (degrees)."""
+    nside = 1 << grid.order
+    # healpy tests the overlap at fact * nside, which must stay below 2**30 in NESTED.
+    fact = 1 << min(10, 29 - grid.order)
+    tiles = hp.query_disc(nside, lonlat_to_vec(lon, lat), np.radians(min(radius, 180.0)),
+                          inclusive=True, fact=fact, nest=True)
+    tc, tr = nested_to_plane(tiles, nside)
+    split = (tiles >> (2 * grid.order)) == SPLIT_FACE  # also in cell (4, 4), 4 cells along
+    tc = np.concatenate([tc, tc[split] + 4 * nside])
+    tr = np.concatenate([tr, tr[split] + 4 * nside])
+    per_plate = grid.tiles_per_plate_side
+    return frozenset(zip((tc // per_plate).tolist(), (tr // per_plate).tolist(), strict=True))
 
 
 def parse_region(text: str, map_frame: str) -> Region:

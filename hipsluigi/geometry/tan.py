@@ -5,7 +5,9 @@ CAR. For them the pixel position of a unit vector is a few array operations, whi
 far faster than WCSLIB through astropy: TAN is a ratio of dot products,
 ``(x, y) = (A0 . v, A1 . v) / (e_z . v) + CRPIX - 1``; CAR (equator on CRVAL2 = 0) is linear in
 longitude and latitude. :func:`tan_projection` and :func:`car_projection` return None for any
-WCS they cannot represent exactly; callers then use WCSLIB. Tests hold both to WCSLIB. Pixel
+WCS whose structure they cannot represent exactly (any distortion, including those WCSLIB keeps
+behind a TAN ctype: TPV, SCAMP's TAN with PV, DSS plate solutions); callers then use WCSLIB.
+:mod:`hipsluigi.geometry.wcs_mapping` also holds them to WCSLIB numerically before use. Pixel
 positions are 0-based, ``x`` along columns (FITS axis 1) and ``y`` along rows.
 """
 
@@ -56,16 +58,42 @@ class TanProjection:
         return np.stack([xi * norm, eta * norm, norm], axis=-1) @ self.basis
 
 
+#: Keywords of the header WCSLIB writes back that mean more than a plain projection: PV and
+#: PS parameters, and the distortions (TPV polynomials, DSS plate solutions, SCAMP's TAN with
+#: PV) WCSLIB keeps as CPDIS/CQDIS records; astropy's ``WCS`` does not show those as
+#: distortions and its ``ctype`` still says TAN.
+_NOT_PLAIN = ("PV", "PS", "CPDIS", "CQDIS", "DP", "DQ")
+
+
+def _written_cards(w) -> dict[str, str]:
+    """Keyword -> value text of the header WCSLIB writes for ``w`` (a set ``Wcsprm``)."""
+    text = w.to_header(True)
+    cards = (text[k:k + 80] for k in range(0, len(text), 80))
+    return {card[:8].strip(): card[10:].strip() for card in cards if card[8:10] == "= "}
+
+
 def _plain_celestial(wcs: WCS, code: str):
     """``wcs.wcs`` (set) if ``wcs`` is 2-D, celestial (longitude first) in projection ``code``
-    on both axes, with no distortion (SIP, lookup tables); else None."""
+    on both axes, with no distortion of any kind (SIP, lookup tables, WCSLIB's distortions)
+    and no projection parameter; else None."""
     w = wcs.wcs
     if (wcs.naxis != 2 or wcs.sip is not None or wcs.cpdis1 is not None
             or wcs.cpdis2 is not None or wcs.det2im1 is not None or wcs.det2im2 is not None):
         return None
-    if not (w.ctype[0].endswith(f"-{code}") and w.ctype[1].endswith(f"-{code}")) or w.lng != 0:
+    if not (w.ctype[0].endswith(f"-{code}") and w.ctype[1].endswith(f"-{code}")):
         return None
     w.set()
+    if w.lng != 0 or w.lat != 1 or w.get_pv() or w.get_ps():
+        return None
+    # What WCSLIB will actually compute: TPV and DSS hide behind a TAN ctype.
+    cards = _written_cards(w)
+    if any(key.startswith(_NOT_PLAIN) for key in cards):
+        return None
+    for axis in ("CTYPE1", "CTYPE2"):
+        quoted = cards.get(axis, "").split("'")
+        ctype = quoted[1].strip() if len(quoted) > 2 else ""
+        if len(ctype) != 8 or ctype[4:] != f"-{code}":
+            return None
     return w
 
 
@@ -81,10 +109,12 @@ def tan_projection(wcs: WCS) -> TanProjection | None:
     -------
     TanProjection or None
         None unless ``wcs`` is 2-D, celestial (longitude first), plain TAN (no SIP, no lookup
-        table, no PV, LONPOLE 180).
+        table, no TPV, DSS or other WCSLIB distortion, no PV, LONPOLE 180). This is a check
+        of the WCS's structure only; :func:`hipsluigi.geometry.wcs_mapping.fast_projection`
+        also checks the numbers.
     """
     w = _plain_celestial(wcs, "TAN")
-    if w is None or abs(w.lonpole - 180.0) > 1e-12 or w.get_pv():
+    if w is None or abs(w.lonpole - 180.0) > 1e-12:
         return None
     lon0, lat0 = np.radians(w.crval)
     east = np.array([-np.sin(lon0), np.cos(lon0), 0.0])
@@ -155,10 +185,10 @@ def car_projection(wcs: WCS) -> CarProjection | None:
     -------
     CarProjection or None
         None unless ``wcs`` is 2-D, celestial (longitude first), plain CAR with CRVAL2 = 0,
-        LONPOLE 0 and no PV or distortion.
+        LONPOLE 0 and no PV or distortion (structure only, as for :func:`tan_projection`).
     """
     w = _plain_celestial(wcs, "CAR")
-    if w is None or w.crval[1] != 0.0 or abs(w.lonpole) > 1e-12 or w.get_pv():
+    if w is None or w.crval[1] != 0.0 or abs(w.lonpole) > 1e-12:
         return None
     cd = w.get_pc() * w.get_cdelt()[:, None]
     return CarProjection(float(w.crval[0]), np.linalg.inv(cd), np.asarray(w.crpix) - 1.0)

@@ -36,7 +36,7 @@ def initial_view(order: int, npix: Sequence[int], frame: str) -> tuple[float, fl
 
 
 def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Sequence[int]],
-                        stretch: Stretch) -> None:
+                        stretch: Stretch, units: Mapping[str, object] | None = None) -> None:
     """Write ``properties``, ``Moc.fits``, ``index.html`` and ``Norder{0..3}/Allsky.*``.
 
     Parameters
@@ -45,20 +45,27 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
     hips_dir : the HiPS folder, holding the tiles already written.
     tiles : each order's tiles (HEALPix NESTED indices), FITS and PNG alike.
     stretch : the stretch the PNG tiles were made with.
+    units : the pixels' unit cards, as in the tiles, e.g. ``{"BUNIT": "DN", "MAGZP": 20.5}``:
+        each goes into the ``Allsky.fits`` headers, and ``BUNIT`` into ``properties`` as
+        ``hips_bunit``. None or empty: none (the files are then as without this argument).
 
     Raises
     ------
     ValueError
-        If no tile was written at the deepest order.
+        If no tile was written at the deepest order, or for a unit card a FITS header cannot
+        hold (see :func:`hipsluigi.tiles.cut.check_cards`).
     """
     from astropy.io import fits
 
-    from hipsluigi.metadata.allsky import write_allsky
+    from hipsluigi.metadata.allsky import allsky_fits_array, write_allsky
     from hipsluigi.metadata.index_html import write_index_html
     from hipsluigi.metadata.moc import moc_sky_fraction, tiles_moc, write_moc
     from hipsluigi.metadata.properties import hips_properties, write_properties
+    from hipsluigi.storage.atomic import write_fits_atomic
+    from hipsluigi.tiles.cut import check_cards
     from hipsluigi.tiles.png import decode_png
 
+    cards = check_cards([(str(key).upper(), value) for key, value in (units or {}).items()])
     hips_dir = Path(hips_dir)
     deepest = sorted(tiles.get(spec.order, []))
     if not deepest:
@@ -70,7 +77,12 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
                       for n in tiles.get(order, [])}
         png_tiles = {n: decode_png(hips_dir / tile_relpath(order, n, "png"))
                      for n in tiles.get(order, [])}
-        write_allsky(hips_dir, order, fits_tiles, png_tiles, spec.tile_width)
+        write_allsky(hips_dir, order, None, png_tiles, spec.tile_width)
+        if fits_tiles:  # written here, to carry the unit cards
+            hdu = fits.PrimaryHDU(allsky_fits_array(fits_tiles, order, spec.tile_width))
+            for card in cards:
+                hdu.header.append(fits.Card(*card))
+            write_fits_atomic(hips_dir / f"Norder{order}" / "Allsky.fits", hdu)
 
     moc = tiles_moc(spec.order, deepest)
     write_moc(hips_dir / "Moc.fits", moc, spec.frame)
@@ -85,7 +97,7 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
         frame=spec.frame, pixel_cut=(stretch.lo, stretch.hi),
         data_range=(stretch.data_min, stretch.data_max), initial_ra=ra, initial_dec=dec,
         initial_fov=fov, pixel_scale=pixel_scale, moc_sky_fraction=moc_sky_fraction(moc),
-        nb_tiles=nb_tiles, estsize_kb=_size_kb(hips_dir),
+        nb_tiles=nb_tiles, estsize_kb=_size_kb(hips_dir), bunit=dict(cards).get("BUNIT"),
         extra={"hips_stretch": f"{stretch.kind} {spec.stretch_min or 'default'} "
                                f"{spec.stretch_max or 'default'}"},
     )

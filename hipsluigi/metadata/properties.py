@@ -82,6 +82,7 @@ def hips_properties(
     moc_sky_fraction: float | None = None,
     nb_tiles: int | None = None,
     estsize_kb: int | None = None,
+    bunit: str | None = None,
     builder: str = "hipsluigi",
     release_date: datetime | None = None,
     creation_date: datetime | None = None,
@@ -117,6 +118,10 @@ def hips_properties(
         Number of tiles.
     estsize_kb : int, optional
         Estimated size, KB.
+    bunit : str, optional
+        The pixels' physical unit (the images' ``BUNIT``, e.g. ``DN``), written as
+        ``hips_bunit``, the HiPS 2.0 draft's key ("pixel physical unit"; Hipsgen writes no
+        unit key). None or empty: no unit is stated.
     builder : str, optional
         ``hips_builder``.
     release_date, creation_date : datetime.datetime, optional
@@ -175,6 +180,8 @@ def hips_properties(
         props["hips_pixel_cut"] = _pair(pixel_cut, "pixel_cut")
     if data_range is not None:
         props["hips_data_range"] = _pair(data_range, "data_range")
+    if bunit:
+        props["hips_bunit"] = _check_value("hips_bunit", str(bunit).strip())
     optional = {
         "hips_initial_ra": initial_ra,
         "hips_initial_dec": initial_dec,

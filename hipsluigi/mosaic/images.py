@@ -4,25 +4,19 @@
 an image that cannot be used into a logged, recorded skip instead of an error, subtracts the
 background planes of image matching (:mod:`hipsluigi.mosaic.matching`), and maps map-frame unit
 vectors to 0-based pixel positions in an image through the fastest exact route
-(:mod:`hipsluigi.geometry.tan` for plain TAN and CAR, WCSLIB otherwise).
+(:func:`hipsluigi.geometry.wcs_mapping.image_projection`: array algebra for plain TAN and CAR
+when it provably equals astropy's mapping, astropy's full transformation otherwise).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from functools import partial
 
 import numpy as np
-from astropy.wcs import WCS
 
-from hipsluigi.geometry.frames import astropy_frame, frame_of_wcs, rotation_matrix, vec_to_lonlat
-from hipsluigi.geometry.tan import (
-    CarProjection,
-    TanProjection,
-    car_projection,
-    tan_projection,
-)
+from hipsluigi.geometry.frames import astropy_frame
+from hipsluigi.geometry.wcs_mapping import image_projection
 from hipsluigi.mosaic.matching import image_coordinates, plane_values
 from hipsluigi.surveys.base import BadImageError, SurveyImage
 
@@ -71,7 +65,8 @@ class ImageCache:
             return None
         if image.key not in self.data:
             try:
-                rot = rotation_matrix(self.map_frame, frame_of_wcs(image.wcs))
+                projection = self.projections.get(image.key) or image_projection(
+                    image.wcs, image.shape, self.map_frame)
                 data = image.load()
                 if min(data.shape) < 2:
                     raise BadImageError(f"{image.key}: image {data.shape} is too small")
@@ -87,9 +82,7 @@ class ImageCache:
             self.data[image.key] = data
             self.nbytes += data.nbytes
             if image.key not in self.projections:
-                fast = tan_projection(image.wcs) or car_projection(image.wcs)
-                self.projections[image.key] = (fast.rotated(rot) if fast is not None
-                                               else partial(_wcs_pixels, image.wcs, rot))
+                self.projections[image.key] = projection
                 self.used.append(image.key)
         return self.data[image.key]
 
@@ -126,21 +119,15 @@ def _plane_image(params: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return plane_values(params, *image_coordinates(xs, ys, shape))
 
 
-def _wcs_pixels(wcs: WCS, rotation: np.ndarray, vec: np.ndarray) -> tuple[np.ndarray, ...]:
-    lon, lat = vec_to_lonlat(vec @ rotation.T)
-    return wcs.world_to_pixel_values(lon, lat)
-
-
 def image_pixels(projection, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """0-based pixel positions in a survey image of map-frame unit vectors.
 
     Parameters
     ----------
-    projection : TanProjection, CarProjection or callable
-        A :class:`~hipsluigi.geometry.tan.TanProjection` or
-        :class:`~hipsluigi.geometry.tan.CarProjection` already rotated to the map frame, or a
-        callable ``vec -> (x, y)`` wrapping the image's WCS (any projection, distortions
-        included).
+    projection : TanProjection, CarProjection, WcsProjection or callable
+        What :func:`~hipsluigi.geometry.wcs_mapping.image_projection` returns for the image
+        and the map frame (anything with ``vectors_to_pixels(vec)``), or a callable
+        ``vec -> (x, y)``.
     vec : numpy.ndarray
         Unit vectors ``(..., 3)`` in the map frame.
 
@@ -148,8 +135,9 @@ def image_pixels(projection, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     -------
     tuple of numpy.ndarray
         ``(x, y)``, 0-based, ``x`` along columns and ``y`` along rows; NaN where the vector has
-        no position in the image's projection.
+        no position in the image's projection (or, near the image, no position that maps back
+        to it: :class:`~hipsluigi.geometry.wcs_mapping.WcsProjection`).
     """
-    if isinstance(projection, TanProjection | CarProjection):
+    if hasattr(projection, "vectors_to_pixels"):
         return projection.vectors_to_pixels(vec)
     return projection(vec)

@@ -131,3 +131,19 @@ def overlap_pairs(spec: MapSpec) -> tuple[tuple[tuple[int, int], tuple[int, int]
     pairs = plate_neighbours(PlateGrid(g.order, g.tile_width, g.nplate, 0))
     return tuple(((i1, j1), (i2, j2), kind) for (i1, j1, i2, j2), kind in sorted(pairs.items())
                  if (i1, j1) in present and (i2, j2) in present)
+
+
+def cones_icrs(spec: MapSpec, caps) -> list[tuple[float, float, float]]:
+    """Plate caps ``(centre, radius)`` (map-frame unit vector, radians) as ICRS cones
+    ``(ra, dec, radius)`` in degrees, for archive queries."""
+    import numpy as np
+    from astropy.coordinates import ICRS
+
+    from hipsluigi.geometry.frames import astropy_frame, rotation_matrix, vec_to_lonlat
+
+    rot = rotation_matrix(astropy_frame(spec.frame), ICRS())
+    cones = []
+    for centre, radius in caps:
+        ra, dec = vec_to_lonlat(rot @ np.asarray(centre))
+        cones.append((float(ra), float(dec), float(np.degrees(radius))))
+    return cones

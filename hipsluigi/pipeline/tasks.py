@@ -166,24 +166,57 @@ class PlateList(HipsTask):
 
 
 class SurveyIndex(HipsTask):
-    """The images of a ``fits`` survey: usable ones with their footprint, the rest with why."""
+    """The inputs of a ``fits``, ``wise`` or ``healpix`` survey: ``survey/index.tbl`` (usable
+    images with their footprint, the rest with why), ``survey/rejects.tbl`` (the unusable ones
+    and why) and ``survey/units.json`` (the pixel unit). Fails at once, saying why, if no pixel
+    can be made (or the HEALPix map cannot be read)."""
 
     def requires(self):
-        return Setup(map=self.map)
+        return PlateList(map=self.map)
 
     def output(self):
         return self.target(self.layout.survey_index)
 
     def work(self) -> None:
-        from hipsluigi.surveys.fits_folder import scan_folder
+        from hipsluigi.surveys.coverage import check_coverage
+        from hipsluigi.surveys.units import map_units
 
-        spec = self.spec
-        index = scan_folder(spec.survey_path, spec.frame)
+        spec, layout = self.spec, self.layout
+        if spec.survey == "healpix":
+            self._healpix_index()
+            return
+        caps = [plate_cap(spec.grid, i, j) for i, j in plan.plates_at_order(spec, spec.order)]
+        if spec.survey == "fits":
+            from hipsluigi.surveys.fits_folder import scan_folder
+
+            index = scan_folder(spec.survey_path, spec.frame)
+            source = f"[hips] survey_path {spec.survey_path!r}"
+        else:
+            from hipsluigi.surveys.wise import atlas_index
+
+            index = atlas_index(spec.wise_service, spec.wise_collection, spec.band,
+                                plan.cones_icrs(spec, caps), spec.frame)
+            source = f"[hips] wise_service {spec.wise_service} ({spec.wise_collection}, " \
+                     f"band W{spec.band})"
+        units = map_units(index)
         for row in index[index["status"] != "ok"]:
-            log.warning("survey: skipping %s: %s", row["path"], row["reason"])
-        if not (index["status"] == "ok").any():
-            raise ValueError(f"[hips] survey_path {spec.survey_path!r}: no usable image among "
-                             f"{len(index)} files")
+            log.warning("survey: rejected %s: %s", row["path"], row["reason"])
+        artifacts.write_rejects(layout.rejects, index)
+        check_coverage(index, caps, spec.grid.face_side, spec.region, source)
+        artifacts.write_survey_units(layout.survey_units, units)
+        artifacts.write_ipac_table(self.output().path, index)
+
+    def _healpix_index(self) -> None:
+        from astropy.table import Table
+
+        from hipsluigi.surveys import open_survey
+
+        survey = open_survey(self.spec)  # a map that cannot be read fails here, once
+        index = Table({"path": [survey.path], "column": [survey.column], "nside": [survey.nside],
+                       "frame": [survey.frame], "status": ["ok"], "reason": [""]})
+        artifacts.write_rejects(self.layout.rejects, index)
+        artifacts.write_survey_units(self.layout.survey_units,
+                                     {"BUNIT": survey.unit} if survey.unit else {})
         artifacts.write_ipac_table(self.output().path, index)
 
 
@@ -191,9 +224,9 @@ class PlateMosaic(PlateTask):
     """The padded plate mosaic of the survey's images at the deepest order (mExec)."""
 
     def requires(self):
-        if self.spec.survey == "fits":
-            return [PlateList(map=self.map), SurveyIndex(map=self.map)]
-        return [PlateList(map=self.map)]
+        if self.spec.survey == "synthetic":
+            return [PlateList(map=self.map)]
+        return [PlateList(map=self.map), SurveyIndex(map=self.map)]
 
     def output(self):
         return self.target(self.layout.mosaic(self.i, self.j, self.unit))
@@ -202,15 +235,23 @@ class PlateMosaic(PlateTask):
         from hipsluigi.mosaic.coadd import mosaic_plate
         from hipsluigi.surveys import open_survey
 
-        spec = self.spec
+        spec, layout = self.spec, self.layout
         grid = spec.grid
         index = None
-        if spec.survey == "fits":
-            index = artifacts.read_ipac_table(self.layout.survey_index)
-        centre, radius = plate_cap(grid, self.i, self.j)
-        images = open_survey(spec, index).images_touching(centre, radius)
-        result = mosaic_plate(grid, self.i, self.j, images, spec.frame, spec.reproject,
-                              match_images=spec.background != "none")
+        if spec.survey in ("fits", "wise"):
+            index = artifacts.read_ipac_table(layout.survey_index)
+        downloads = [layout.download_dir(u) / spec.wise_collection
+                     for u in range(layout.nunits)]
+        survey = open_survey(spec, index, downloads)
+        if spec.survey == "healpix":
+            result = survey.plate_mosaic(grid, self.i, self.j, spec.frame)
+        else:
+            centre, radius = plate_cap(grid, self.i, self.j)
+            images = survey.images_touching(centre, radius)
+            result = mosaic_plate(grid, self.i, self.j, images, spec.frame, spec.reproject,
+                                  match_images=spec.background != "none")
+            # Images the survey could not even fetch (wise) are skipped like unreadable ones.
+            result.skipped_images.update(getattr(survey, "skipped", {}))
         for reason in result.skipped_images.values():
             log.warning("%s: skipped %s", self.plate_label, reason)
         artifacts.write_plate_mosaic(
@@ -399,9 +440,21 @@ class PlateTiles(PlateTask):
         plate = artifacts.read_plate(self.input().path)
         written = write_plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j,
                                     spec.frame, lambda npix: layout.tile(self.order, npix, "fits"),
-                                    write_file=write_atomic)
+                                    write_file=write_atomic, cards=_unit_cards(spec, layout))
         artifacts.write_manifest(self.output().path, self.order, plate_name(self.i, self.j),
                                  written)
+
+
+_UNIT_COMMENTS = {"BUNIT": "pixel unit, as in the survey images",
+                  "MAGZP": "magnitude zero point of the survey images"}
+
+
+def _unit_cards(spec: MapSpec, layout: StorageLayout) -> list[tuple]:
+    """The survey's unit cards for tiles (``SurveyIndex`` recorded them); none for synthetic."""
+    if spec.survey == "synthetic":
+        return []
+    units = artifacts.read_survey_units(layout.survey_units)
+    return [(key, value, _UNIT_COMMENTS.get(key, "")) for key, value in sorted(units.items())]
 
 
 class PlateHistogram(PlateTask):
@@ -437,7 +490,13 @@ class Histogram(HipsTask):
         from hipsluigi.stretch.stretch import make_stretch
 
         spec = self.spec
-        merged = merge_histograms([artifacts.read_histogram(t.path) for t in self.input()])
+        hists = [artifacts.read_histogram(t.path) for t in self.input()]
+        if not any(h.npix for h in hists):
+            raise ValueError(
+                f"map {self.map}: no plate holds a finite pixel at order {spec.histogram_order}"
+                f" ({len(hists)} plates): every input image missed the plates' pixel centres "
+                "or was skipped; see survey/rejects.tbl and the warnings of PlateMosaic")
+        merged = merge_histograms(hists)
         stretch = make_stretch(merged, spec.stretch, spec.stretch_min, spec.stretch_max)
         artifacts.write_histogram(self.layout.merged_histogram(stretch_id(spec)), merged)
         artifacts.write_stretch(self.output().path, stretch)
@@ -505,7 +564,9 @@ class HiPSMetadata(HipsTask):
             manifest = artifacts.read_manifest(target.path)
             tiles.setdefault(manifest["order"], []).extend(manifest["tiles"])
         stretch = artifacts.read_stretch(self.input()["stretch"].path)
-        write_hips_metadata(self.spec, self.layout.hips_dir, tiles, stretch)
+        write_hips_metadata(self.spec, self.layout.hips_dir, tiles, stretch,
+                            units={key: value for key, value, _ in
+                                   _unit_cards(self.spec, self.layout)})
         write_text_atomic(self.output()["marker"].path, self._key())
 
 

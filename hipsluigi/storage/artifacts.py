@@ -14,8 +14,9 @@ Formats:
 * histograms: ``.npz`` (``lo, hi, counts, npix``);
 * seam fields: one ``.npz`` of every plate's edge corrections, keyed by plate id;
 * stretch: JSON (:meth:`hipsluigi.stretch.stretch.Stretch.to_json`);
+* survey units: JSON ``{"BUNIT": ..., "MAGZP": ...}`` (keys present only when known);
 * tables (``platelist.tbl``, ``images.tbl``, ``fitcombo.tbl``, ``corrections.tbl``, the
-  survey index): IPAC ASCII with Montage's column names.
+  survey index and its rejects ``path, hdu, reason``): IPAC ASCII with Montage's column names.
 """
 
 from __future__ import annotations
@@ -244,3 +245,35 @@ def read_corrections(path: PathLike) -> dict[int, tuple[float, float, float]]:
     """``corrections.tbl``: ``{plate id: (a, b, c)}``, the plane subtracted from each plate."""
     table = read_ipac_table(path, ("id", "a", "b", "c"))
     return {int(r["id"]): (float(r["a"]), float(r["b"]), float(r["c"])) for r in table}
+
+
+# -- survey ----------------------------------------------------------------------------------
+
+REJECT_COLUMNS = ("path", "hdu", "reason")
+
+
+def write_rejects(path: PathLike, index: Table) -> None:
+    """``survey/rejects.tbl``: the rows of a survey index whose ``status`` is not ``ok``,
+    as ``path, hdu, reason`` (``hdu`` -1 where no HDU is meant)."""
+    bad = index[np.asarray(index["status"]) != "ok"]
+    hdu = (np.asarray(bad["hdu"], dtype=np.int64) if "hdu" in bad.colnames
+           else np.full(len(bad), -1, dtype=np.int64))
+    table = Table({"path": np.asarray(bad["path"], dtype=str) if len(bad) else np.array([], str),
+                   "hdu": hdu,
+                   "reason": np.asarray(bad["reason"], dtype=str) if len(bad)
+                   else np.array([], str)})
+    write_ipac_table(path, table)
+
+
+def read_rejects(path: PathLike) -> Table:
+    return read_ipac_table(path, REJECT_COLUMNS)
+
+
+def write_survey_units(path: PathLike, units: Mapping[str, object]) -> None:
+    """``survey/units.json``: the survey's pixel unit and photometric keys (FITS keywords)."""
+    write_text_atomic(path, json.dumps(dict(units), sort_keys=True))
+
+
+def read_survey_units(path: PathLike) -> dict[str, object]:
+    """The survey's units (empty when its images state none)."""
+    return json.loads(Path(path).read_text())

@@ -11,6 +11,8 @@ For map NAME on units ``u0, u1, ...`` (``u0`` is the base)::
     uU/NAME/diffs/fit_II_JJ_KK_LL.json       difference fits, on the plus plate's unit U
     uU/NAME/plates/order{k}/plate_II_JJ.fits plates at each order, on the plate's unit U
     uU/NAME/manifests/order{k}/plate_II_JJ.{fits,png}.json   tiles written by a tile group
+    u0/NAME/survey/index.tbl, rejects.tbl, units.json   (fits and wise surveys)
+    uU/_downloads/COLLECTION/...             archive files (wise), shared by the unit's maps
     u0/NAME/HiPS/...                         the HiPS itself (properties, Norder*/...)
     u0/NAME/stretch/                         histogram, stretch, metadata markers
     u0/NAME/scripts/jobs/*.sh, scripts/logs/ SLURM job scripts and logs
@@ -68,8 +70,26 @@ class StorageLayout:
 
     @property
     def survey_index(self) -> Path:
-        """The input images of a ``fits`` survey, usable or not (IPAC table)."""
+        """The input images of a ``fits`` or ``wise`` survey, usable or not (IPAC table)."""
         return self.base / "survey" / "index.tbl"
+
+    @property
+    def rejects(self) -> Path:
+        """The survey's unusable inputs, each with its reason (IPAC table)."""
+        return self.base / "survey" / "rejects.tbl"
+
+    @property
+    def survey_units(self) -> Path:
+        """The survey's pixel unit (``BUNIT``) and photometric keys, for tiles and properties
+        (JSON)."""
+        return self.base / "survey" / "units.json"
+
+    def download_dir(self, u: int) -> Path:
+        """``<unit u>/_downloads``: survey files fetched from an archive, shared by every map
+        on the unit."""
+        if not 0 <= u < len(self.units):
+            raise ValueError(f"storage unit {u} outside 0..{len(self.units) - 1}")
+        return Path(self.units[u]) / "_downloads"
 
     @property
     def images_table(self) -> Path:

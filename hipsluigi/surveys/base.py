@@ -112,3 +112,47 @@ def caps_intersect(centres: np.ndarray, radii: np.ndarray, centre: np.ndarray,
     """
     angle = np.arccos(np.clip(centres @ centre, -1.0, 1.0))
     return angle <= radii + radius
+
+
+def caps_touching(centres: np.ndarray, radii: np.ndarray, cap_centres: np.ndarray,
+                  cap_radii: np.ndarray) -> list[np.ndarray]:
+    """Which caps meet each of many caps: :func:`caps_intersect` for every one of them, with
+    a k-d tree of the centres instead of a pass over all of them per cap.
+
+    Parameters
+    ----------
+    centres : numpy.ndarray
+        ``(n, 3)`` unit vectors (e.g. the images of a survey index).
+    radii : numpy.ndarray
+        ``(n,)`` cap radii, radians.
+    cap_centres : numpy.ndarray
+        ``(m, 3)`` unit vectors (e.g. the plates of a map).
+    cap_radii : numpy.ndarray
+        ``(m,)`` radii, radians.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        For cap ``k``, the increasing indices ``i`` of the caps ``(centres[i], radii[i])``
+        that meet it, as ``np.flatnonzero(caps_intersect(centres, radii, cap_centres[k],
+        cap_radii[k]))`` gives them.
+    """
+    from scipy.spatial import cKDTree
+
+    centres = np.asarray(centres, dtype=float).reshape(-1, 3)
+    radii = np.asarray(radii, dtype=float)
+    cap_centres = np.asarray(cap_centres, dtype=float).reshape(-1, 3)
+    cap_radii = np.asarray(cap_radii, dtype=float)
+    if len(centres) == 0:
+        return [np.zeros(0, dtype=np.intp) for _ in range(len(cap_centres))]
+    # Candidates lie within the chord of the widest angle that can still meet (widened so
+    # that rounding never drops one); each is then tested exactly as caps_intersect does.
+    angle = np.minimum(cap_radii + radii.max(), np.pi)
+    chord = 2.0 * np.sin(angle / 2.0) * (1.0 + 1e-9) + 1e-12
+    near = cKDTree(centres).query_ball_point(cap_centres, chord)
+    out = []
+    for k, found in enumerate(near):
+        found = np.sort(np.asarray(found, dtype=np.intp))
+        out.append(found[caps_intersect(centres[found], radii[found], cap_centres[k],
+                                        cap_radii[k])])
+    return out

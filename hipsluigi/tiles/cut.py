@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from astropy.io import fits
 
-from hipsluigi.geometry.hpx import plane_crpix, tile_header, tile_plane_position
+from hipsluigi.geometry.hpx import tile_header, tile_wcs_reference
 from hipsluigi.geometry.plates import PlateGrid
 
 
@@ -58,7 +58,56 @@ def plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int
             yield int(n), tile
 
 
-def tile_hdu(tile: np.ndarray, order: int, npix: int, frame: str) -> fits.PrimaryHDU:
+#: Keywords a tile's own header sets, or that would change how its data or its WCS are read:
+#: extra cards may not set them.
+RESERVED_KEYS = frozenset({
+    "SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "BSCALE", "BZERO", "BLANK",
+    "WCSAXES", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "RADESYS", "EQUINOX", "CRVAL1", "CRVAL2",
+    "CRPIX1", "CRPIX2", "CDELT1", "CDELT2", "CD1_1", "CD1_2", "CD2_1", "CD2_2", "PC1_1",
+    "PC1_2", "PC2_1", "PC2_2", "PV2_1", "PV2_2", "LONPOLE", "LATPOLE", "ORDER", "NPIX",
+    "DATAMIN", "DATAMAX",
+})
+
+
+def check_cards(cards: Sequence[tuple]) -> list[tuple]:
+    """Validate extra tile cards.
+
+    Parameters
+    ----------
+    cards : sequence of tuple
+        ``(keyword, value)`` or ``(keyword, value, comment)``; values are strings, numbers or
+        booleans (a ``BUNIT`` such as ``"DN"``, a ``MAGZP`` such as ``20.5``).
+
+    Returns
+    -------
+    list of tuple
+        The cards as given.
+
+    Raises
+    ------
+    ValueError
+        For a card of the wrong length, a keyword astropy refuses, a keyword the tile header
+        sets itself (:data:`RESERVED_KEYS`), a repeated keyword or a non-finite number.
+    """
+    seen = set()
+    for card in cards:
+        if not isinstance(card, tuple) or len(card) not in (2, 3):
+            raise ValueError(f"tile card {card!r}: expected (keyword, value[, comment])")
+        key = str(card[0]).upper()
+        if key in RESERVED_KEYS:
+            raise ValueError(f"tile card {card!r}: {key} is set by the tile header itself")
+        if key in seen and key not in ("COMMENT", "HISTORY"):
+            raise ValueError(f"tile card {card!r}: {key} repeated")
+        try:
+            fits.Card(*card).verify("exception")
+        except (ValueError, TypeError, fits.VerifyError) as err:
+            raise ValueError(f"tile card {card!r}: {err}") from None
+        seen.add(key)
+    return list(cards)
+
+
+def tile_hdu(tile: np.ndarray, order: int, npix: int, frame: str,
+             cards: Sequence[tuple] = ()) -> fits.PrimaryHDU:
     """A FITS tile as astropy makes it (the reference for :class:`TileWriter`).
 
     Parameters
@@ -71,14 +120,19 @@ def tile_hdu(tile: np.ndarray, order: int, npix: int, frame: str) -> fits.Primar
         NESTED tile index.
     frame : str
         The map's celestial frame.
+    cards : sequence of tuple, optional
+        Extra cards (see :func:`check_cards`), written after NPIX in the order given; none by
+        default.
 
     Returns
     -------
     astropy.io.fits.PrimaryHDU
-        BITPIX -32, NaN blanks, the tile's HPX WCS, ORDER and NPIX, and DATAMIN/DATAMAX when
-        the tile has a finite pixel.
+        BITPIX -32, NaN blanks, the tile's HPX WCS, ORDER and NPIX, the extra cards, and
+        DATAMIN/DATAMAX when the tile has a finite pixel.
     """
     header = tile_header(order, npix, tile.shape[0], frame)
+    for card in check_cards(cards):
+        header.append(fits.Card(*card))
     finite = tile[np.isfinite(tile)]
     if finite.size:
         header["DATAMIN"] = float(finite.min())
@@ -88,11 +142,11 @@ def tile_hdu(tile: np.ndarray, order: int, npix: int, frame: str) -> fits.Primar
 
 class TileWriter:
     """FITS tile bytes for one order, fast: the header is formatted once by astropy and only
-    the cards that differ between tiles (CRPIX1/2, NPIX, DATAMIN/DATAMAX) are replaced.
+    the cards that differ between tiles (CRVAL1, CRPIX1/2, NPIX, DATAMIN/DATAMAX) are replaced.
 
-    ``tile_bytes(npix, tile)`` is equivalent to ``tile_hdu(tile, order, npix, frame)`` written
-    out (a test holds them equal), at a fraction of the cost per tile. Not thread-safe: one
-    writer a thread.
+    ``tile_bytes(npix, tile)`` is equivalent to ``tile_hdu(tile, order, npix, frame, cards)``
+    written out (a test holds them equal), at a fraction of the cost per tile. Not
+    thread-safe: one writer a thread.
 
     Parameters
     ----------
@@ -102,21 +156,25 @@ class TileWriter:
         Tile width, pixels.
     frame : str
         The map's celestial frame.
+    cards : sequence of tuple, optional
+        Extra cards in every tile (see :func:`check_cards`), e.g.
+        ``[("BUNIT", "DN", "pixel unit")]``; none by default.
     """
 
-    _VARYING = ("CRPIX1", "CRPIX2", "NPIX", "DATAMIN", "DATAMAX")
+    _VARYING = ("CRVAL1", "CRPIX1", "CRPIX2", "NPIX", "DATAMIN", "DATAMAX")
 
-    def __init__(self, order: int, tile_width: int, frame: str):
+    def __init__(self, order: int, tile_width: int, frame: str, cards: Sequence[tuple] = ()):
         self.order, self.width = order, tile_width
-        template = tile_hdu(np.zeros((tile_width, tile_width), np.float32), order, 0, frame)
+        template = tile_hdu(np.zeros((tile_width, tile_width), np.float32), order, 0, frame,
+                            cards)
         template.header["DATAMIN"] = 0.0
         template.header["DATAMAX"] = 0.0
         text = template.header.tostring()  # padded to a multiple of 2880
         self.header = bytearray(text.encode("ascii"))
-        cards = [text[k:k + 80] for k in range(0, len(text), 80)]
+        images = [text[k:k + 80] for k in range(0, len(text), 80)]
         self.slots = {}
         for key in self._VARYING:
-            slot = next(k for k, card in enumerate(cards) if card[:8].rstrip() == key)
+            slot = next(k for k, image in enumerate(images) if image[:8].rstrip() == key)
             self.slots[key] = (slot * 80, template.header.comments[key])
         nbytes = tile_width * tile_width * 4
         self.padding = b"\0" * (-nbytes % 2880)
@@ -125,10 +183,8 @@ class TileWriter:
         self.buffer = np.empty((tile_width, tile_width), dtype=">f4")
 
     def _parts(self, npix: int, tile: np.ndarray) -> tuple[bytes, np.ndarray]:
-        tc, tr = tile_plane_position(self.order, np.array(npix))
-        crpix = plane_crpix(self.width << self.order)
-        values = {"CRPIX1": crpix - int(tc) * self.width, "CRPIX2": crpix - int(tr) * self.width,
-                  "NPIX": int(npix),
+        crval1, crpix1, crpix2 = tile_wcs_reference(self.order, npix, self.width)
+        values = {"CRVAL1": crval1, "CRPIX1": crpix1, "CRPIX2": crpix2, "NPIX": int(npix),
                   "DATAMIN": float(np.fmin.reduce(tile, axis=None)),  # NaN-ignoring, no copy
                   "DATAMAX": float(np.fmax.reduce(tile, axis=None))}
         header = bytearray(self.header)
@@ -172,7 +228,7 @@ def _card(key: str, value, comment: str) -> bytes:
 def write_plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int, frame: str,
                       path_of: Callable[[int], object], *,
                       write_file: Callable[[object, Callable[[object], None]], None],
-                      threads: int = 2) -> list[int]:
+                      threads: int = 2, cards: Sequence[tuple] = ()) -> list[int]:
     """Write every FITS tile of an unpadded plate that holds a finite pixel.
 
     Parameters
@@ -193,18 +249,21 @@ def write_plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int, frame:
     threads : int, optional
         Files are written from this many threads (the copies and the writes release the GIL),
         each with its own :class:`TileWriter`.
+    cards : sequence of tuple, optional
+        Extra cards in every tile's header (see :func:`check_cards`); none by default.
 
     Returns
     -------
     list of int
         The tiles written (NESTED indices), in the plate's tile order.
     """
+    cards = check_cards(cards)  # a bad card fails here, before any tile is written
     local = threading.local()
 
     def write(item):
         npix, tile = item
         if not hasattr(local, "writer"):
-            local.writer = TileWriter(grid.order, grid.tile_width, frame)
+            local.writer = TileWriter(grid.order, grid.tile_width, frame, cards)
         writer = local.writer
         write_file(path_of(npix), lambda tmp: writer.write(tmp, npix, tile))
         return npix

@@ -148,3 +148,60 @@ def test_padding_unfolded_across_polar_cuts_continues_the_sky(cell):
         assert (around == nest[b][pairs][None, :]).any(axis=0).all()
         checked += pairs.sum()
     assert checked > 2 * (n + 2 * pad) * n
+
+
+def _healpy_tile_centres(order, npix, width, step=1):
+    """healpy's centres (lon, lat, degrees) of tile ``npix``'s pixels ``[row, col]`` (every
+    ``step``-th row and column) under the HiPS FITS convention: row r, column c holds the
+    sub-pixel ``ix = w-1-r, iy = c`` of the tile's face-local ``(x, y)``."""
+    rows, cols = np.meshgrid(np.arange(0, width, step), np.arange(0, width, step), indexing="ij")
+    tx, ty, face = hp.pix2xyf(1 << order, npix, nest=True)
+    ipix = hp.xyf2pix(width << order, tx * width + (width - 1 - rows), ty * width + cols, face,
+                      nest=True)
+    lon, lat = hp.pix2ang(width << order, ipix, nest=True, lonlat=True)
+    return rows, cols, ipix, lon, lat
+
+
+@pytest.mark.parametrize("order,width,step", [(0, 64, 1), (1, 64, 1), (2, 64, 1), (3, 64, 1),
+                                              (0, 512, 3), (1, 512, 5)])
+def test_every_tile_wcs_maps_its_pixel_centres_to_healpy_centres(order, width, step):
+    """Every tile's WCS (WCSLIB bounds checks on), face 6 across the +/-180 degree cut
+    included, puts healpy's centres of the tile's pixels within 0.01 pixel of their
+    row and column, and maps each pixel centre back into that pixel."""
+    worst = 0.0
+    for npix in range(12 * 4**order):
+        rows, cols, ipix, lon, lat = _healpy_tile_centres(order, npix, width, step)
+        # The convention, checked apart from any WCS: the sub-pixels lie in tile npix (NESTED
+        # hierarchy) and fill it once each.
+        assert np.all(ipix >> (2 * int(np.log2(width))) == npix)
+        assert len(np.unique(ipix)) == ipix.size
+        w = WCS(tile_header(order, npix, width, "galactic"))
+        x, y = w.world_to_pixel_values(lon, lat)
+        err = np.maximum(np.abs(x - cols), np.abs(y - rows))
+        assert np.all(np.isfinite(err)), f"tile {order}/{npix}: WCSLIB maps no sky"
+        worst = max(worst, float(err.max()))
+        assert err.max() < 0.01, f"tile {order}/{npix}: {err.max():.3g} pixel off"
+        back_lon, back_lat = w.pixel_to_world_values(cols, rows)
+        assert np.array_equal(hp.ang2pix(width << order, back_lon, back_lat, nest=True,
+                                         lonlat=True), ipix)
+    assert worst < 1e-6  # the mapping is exact up to rounding
+
+
+def test_split_face_tile_wcs_keeps_the_others_on_the_shared_plane():
+    """Only face 6's tiles take the plane turned by 180 degrees; each of their headers still
+    has the standard CD matrix and differs from the plane's by the reference point only."""
+    order, width = 2, 64
+    for npix in range(12 * 4**order):
+        h = tile_header(order, npix, width, "equatorial")
+        tc, tr = tile_plane_position(order, np.array(npix))
+        plane = plane_wcs_header(order, width, "equatorial")
+        if npix >> (2 * order) == 6:
+            assert h["CRVAL1"] == 180.0
+            # the same tile 2 face cells (2 * 4**order / 4 tiles) further along both axes
+            assert h["CRPIX1"] == plane["CRPIX1"] - (int(tc) + 2 * 2**order) * width
+        else:
+            assert h["CRVAL1"] == 0.0
+            assert h["CRPIX1"] == plane["CRPIX1"] - int(tc) * width
+            assert h["CRPIX2"] == plane["CRPIX2"] - int(tr) * width
+        assert [h[k] for k in ("CD1_1", "CD1_2", "CD2_1", "CD2_2", "CRVAL2")] == [
+            plane[k] for k in ("CD1_1", "CD1_2", "CD2_1", "CD2_2", "CRVAL2")]

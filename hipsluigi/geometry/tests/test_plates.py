@@ -121,7 +121,9 @@ def test_region_cone_keeps_plates_touching_the_cone_only():
         if closest < 4.5:
             assert (i, j) in picked
         if (i, j) in picked:
-            assert closest < 5 + 4.5  # radius + one 17-point lattice diagonal of a 29 deg plate
+            # the selection is healpy's, exact to 1/1024 of a tile: the radius plus the
+            # 8-pixel sampling here (8 * 0.014 deg across a diagonal)
+            assert closest < 5 + 0.2
 
 
 def test_region_cone_in_another_frame_is_converted():
@@ -165,8 +167,115 @@ def test_face_plate_neighbours_are_healpy_base_pixel_neighbours():
                     assert kinds[frozenset((a, b))] == "cut"
 
 
-def test_sampled_plate_neighbours_equal_a_full_boundary_search():
+def _pixel_contacts(grid):
+    """Plate pairs from every boundary pixel's healpy neighbours, each contact classed by
+    the two pixels' plane positions (adjacent; adjacent across the (4N, 4N) wrap; else cut),
+    the strongest kind kept (cut > wrap > plane)."""
+    from hipsluigi.geometry.hpx import nested_to_plane, plane_to_nested
+
+    n, side = grid.face_side, grid.plate_side
+    edge = np.arange(side)
+    du = np.concatenate([edge, edge, np.zeros_like(edge), np.full_like(edge, side - 1)])
+    dv = np.concatenate([np.zeros_like(edge), np.full_like(edge, side - 1), edge, edge])
+    pairs = {}
+    for i, j in grid.sky_plates:
+        if grid.is_duplicate(i, j):
+            continue
+        a1, a2 = i * side + du, j * side + dv
+        around = hp.get_all_neighbours(n, plane_to_nested(a1, a2, n), nest=True)
+        ok = around >= 0
+        q1, q2 = nested_to_plane(np.where(ok, around, 0), n)
+        d1, d2 = q1 - a1, q2 - a2
+        near = [np.maximum(np.abs(d1 + s), np.abs(d2 + s)) <= 1 for s in (0, 4 * n, -4 * n)]
+        kind = np.where(near[0], 0, np.where(near[1] | near[2], 1, 2))
+        for k, m, c in zip((q1 // side)[ok], (q2 // side)[ok], kind[ok], strict=True):
+            if (k, m) != (i, j):
+                key = min((i, j), (k, m)) + max((i, j), (k, m))
+                pairs[key] = max(pairs.get(key, 0), int(c))
+    return {key: ("plane", "wrap", "cut")[c] for key, c in pairs.items()}
+
+
+@pytest.mark.parametrize("order,width,nplate", [(0, 4, 5), (1, 4, 10), (2, 2, 20), (2, 8, 10),
+                                                (3, 2, 20)])
+def test_plate_neighbours_equal_a_search_of_every_boundary_pixel(order, width, nplate):
     from hipsluigi.geometry.plates import plate_neighbours
 
-    grid = PlateGrid(1, 16, 10, 0)  # 16-pixel plates
-    assert plate_neighbours(grid, samples=5) == plate_neighbours(grid, samples=16)
+    grid = PlateGrid(order, width, nplate, 0)
+    assert plate_neighbours(grid) == _pixel_contacts(grid)
+
+
+def _cone_vec(lon, lat):
+    return hp.ang2vec(lon, lat, lonlat=True)
+
+
+#: Cones (lon, lat, radius in degrees): on the +/-180 degree cut, near a pole, at face corners
+#: (latitude +/-41.8 degrees, where z = 2/3), inside a face, and a wide one.
+CONES = [(180.0, 0.0, 2.0), (0.0, 89.5, 1.0), (45.0, -41.81, 3.0), (301.3, 17.2, 0.7),
+         (123.4, -64.0, 5.0), (30.0, 10.0, 20.0)]
+
+
+@pytest.mark.parametrize("order", range(7))
+def test_cone_plates_cover_every_healpy_pixel_touching_the_cone(order):
+    """At orders 0-6, with the cone's default nplate: every pixel healpy finds touching the
+    cone (query_disc inclusive, at the pixel order) is in a tile of a selected plate; every
+    selected plate holds a pixel within the cone (plus a pixel); cell (4, 4) plates are
+    selected with their face-6 twins."""
+    width = 16
+    nside = width << order
+    for lon, lat, radius in CONES:
+        grid = PlateGrid(order, width, default_nplate(order, radius), 0)
+        region = parse_region(f"cone {lon} {lat} {radius}", "galactic")
+        picked = [p for p in grid.sky_plates if region.contains_plate(grid, *p)]
+        tiles = {p: grid.tiles(*p)[0] for p in picked if not grid.is_duplicate(*p)}
+        selected = np.concatenate(list(tiles.values()))
+        vec = _cone_vec(lon, lat)
+        touching = hp.query_disc(nside, vec, np.radians(radius), inclusive=True, nest=True)
+        assert np.isin(np.unique(touching >> (2 * int(np.log2(width)))), selected).all()
+        slack = np.radians(radius) + 2 * hp.max_pixrad(nside)
+        for p, plate_tiles in tiles.items():
+            pixels = (plate_tiles[:, None] << (2 * int(np.log2(width)))) + np.arange(width**2)
+            centres = np.array(hp.pix2vec(nside, pixels.ravel(), nest=True))
+            assert np.arccos(np.clip(vec @ centres, -1, 1)).min() <= slack, p
+        ppf4 = 4 * grid.plates_per_face
+        for i, j in picked:
+            if grid.is_duplicate(i, j):
+                assert (i - ppf4, j - ppf4) in picked
+
+
+def test_small_cone_plates_cover_little_more_than_the_cone():
+    """Where plates no wider than the radius are allowed, the selected tiles' area is at most
+    3.5 times the cone's (measured: 3.2 at worst); a 1 degree cone at order 3 takes at most 4
+    one-tile plates, not a face."""
+    for order, radius in ((4, 5.0), (5, 2.0), (6, 1.0), (6, 2.0), (7, 1.0)):
+        grid = PlateGrid(order, 64, default_nplate(order, radius), 0)
+        plate_deg = np.degrees(np.sqrt(np.pi / 3)) / grid.plates_per_face
+        assert plate_deg <= radius
+        for lon, lat, _ in CONES:
+            region = parse_region(f"cone {lon} {lat} {radius}", "galactic")
+            ntiles = sum(len(grid.tiles(*p)[0]) for p in grid.sky_plates
+                         if region.contains_plate(grid, *p))
+            area = ntiles * hp.nside2pixarea(1 << order)
+            cone = 2 * np.pi * (1 - np.cos(np.radians(radius)))
+            assert area <= 3.5 * cone, (order, radius, lon, lat, area / cone)
+    grid = PlateGrid(3, 64, default_nplate(3, 1.0), 0)
+    assert grid.tiles_per_plate_side == 1
+    region = parse_region("cone 30 10 1", "galactic")
+    assert 1 <= sum(region.contains_plate(grid, *p) for p in grid.sky_plates) <= 4
+
+
+def test_cone_default_nplate_sizes_plates_to_the_cone_within_limits():
+    from hipsluigi.geometry.plates import CONE_NPLATE_MAX, default_pad
+
+    for order in range(13):
+        for radius in (0.01, 0.3, 1.0, 4.0, 15.0, 60.0, 180.0):
+            nplate = default_nplate(order, radius)
+            grid = PlateGrid(order, 64, nplate, default_pad(order, 64, nplate))
+            assert nplate >= default_nplate(order)  # never coarser than the plain default
+            assert grid.plate_side >= 64 and 8 <= grid.pad < grid.face_side
+            plate_deg = np.degrees(np.sqrt(np.pi / 3)) / grid.plates_per_face
+            finest = max(default_nplate(order), min(5 << order, CONE_NPLATE_MAX))
+            assert nplate <= finest
+            if plate_deg > radius:  # as small as allowed
+                assert nplate == finest
+            elif nplate > default_nplate(order):  # the largest plates no wider than the radius
+                assert 2 * plate_deg > radius

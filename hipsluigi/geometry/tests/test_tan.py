@@ -89,3 +89,40 @@ def test_car_projection_declines_oblique_cylinders():
     from hipsluigi.geometry.tan import car_projection
 
     assert car_projection(_tan([0.0, 30.0], [[-1, 0], [0, 1]], ("RA---CAR", "DEC--CAR"))) is None
+
+
+def _header_file(name):
+    from pathlib import Path
+
+    import astropy
+    from astropy.io import fits
+
+    path = Path(astropy.__file__).parent / "wcs/tests/data" / name
+    if name.endswith(".hdr"):
+        return fits.Header.fromfile(path, sep="", endcard=True, padding=False)
+    return fits.getheader(path)
+
+
+@pytest.mark.parametrize("name,ctype", [
+    ("tpvonly.hdr", None),                              # TPV
+    ("tpvonly.hdr", ("RA---TAN", "DEC--TAN")),          # SCAMP's TAN with PV1_*, PV2_*
+    ("dss.14.29.56-62.41.05.fits.gz", None),            # DSS plate solution
+])
+def test_tan_projection_declines_distortions_behind_a_tan_ctype(name, ctype):
+    """WCSLIB turns these into TAN plus a distortion astropy does not show: its ``ctype``
+    says TAN and ``has_distortion`` is False, yet the mapping is not plain TAN."""
+    import warnings
+
+    header = _header_file(name)
+    if ctype:
+        header["CTYPE1"], header["CTYPE2"] = ctype
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w = WCS(header)
+    assert list(w.wcs.ctype) == ["RA---TAN", "DEC--TAN"] and not w.has_distortion
+    assert tan_projection(w) is None
+
+
+def test_tan_projection_declines_latitude_first_axes():
+    w = _tan([20.0, 10.0], [[0.0, 0.01], [-0.01, 0.0]], ("DEC--TAN", "RA---TAN"))
+    assert w.wcs.lng == 1 and tan_projection(w) is None

@@ -155,3 +155,13 @@ def test_write_properties_writes_utf8_file(tmp_path):
     assert "Carte du ciel \u00e9toil\u00e9".encode() in raw
     assert parse_properties(raw.decode("utf-8")) == p
     assert raw.endswith(b"\n")
+
+
+def test_pixel_unit_is_hips_bunit_and_absent_without_one():
+    """``hips_bunit`` is the HiPS 2.0 draft's "pixel physical unit" key."""
+    p = _props(bunit="DN")
+    assert p["hips_bunit"] == "DN"
+    assert parse_properties(format_properties(p))["hips_bunit"] == "DN"
+    assert "hips_bunit" not in _props() and "hips_bunit" not in _props(bunit="")
+    with pytest.raises(ValueError, match="hips_bunit"):
+        _props(bunit="DN\nhips_order = 9")

@@ -77,8 +77,8 @@ def test_the_schema_checks_types_and_choices_without_luigi():
         MapSpec(reproject="nearest")
     with pytest.raises(ValueError, match=r"\[synthetic\] seed = 1.5: expected int"):
         SyntheticSpec(seed=1.5)
-    with pytest.raises(ValueError, match=r"\[hips\] survey = wise is not available"):
-        MapSpec(survey="wise")
+    with pytest.raises(ValueError, match=r"\[hips\] survey = healpix needs survey_path"):
+        MapSpec(survey="healpix")
     with pytest.raises(ValueError, match=r"\[hips\] band = 5: must be 1..4"):
         MapSpec(band=5)
 

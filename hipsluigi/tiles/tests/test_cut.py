@@ -14,7 +14,7 @@ from hipsluigi.tiles.cut import TileWriter, plate_tiles, tile_hdu, write_plate_t
 def test_fast_tile_bytes_equal_astropy_tile_written_out():
     rng = np.random.default_rng(0)
     writer = TileWriter(3, 64, "galactic")
-    for npix in (0, 7, 300, 767):
+    for npix in (0, 7, 300, 384, 400, 447, 767):  # 384-447: face 6, CRVAL1 = 180
         tile = rng.normal(size=(64, 64)).astype(np.float32)
         tile[:5, :5] = np.nan
         buffer = io.BytesIO()
@@ -65,3 +65,76 @@ def test_plate_tiles_are_written_through_the_given_file_writer(tmp_path, threads
     for npix, tile in tiles.items():
         assert (tmp_path / f"Npix{npix}.fits").read_bytes() == writer.tile_bytes(npix, tile)
     assert len(list(tmp_path.iterdir())) == 3
+
+
+UNIT_CARDS = [("BUNIT", "DN", "pixel unit"), ("MAGZP", 20.5, "zero point, Vega mag")]
+
+
+def _astropy_bytes(tile, order, npix, frame, cards=()):
+    buffer = io.BytesIO()
+    tile_hdu(tile, order, npix, frame, cards).writeto(buffer)
+    return buffer.getvalue()
+
+
+def test_without_cards_tiles_are_byte_for_byte_astropys():
+    """No cards: the fast writer's bytes are astropy's file of the plain tile header, on and
+    off face 6, whether ``cards`` is left out or given empty."""
+    rng = np.random.default_rng(5)
+    for frame in ("galactic", "equatorial"):
+        default, empty = TileWriter(2, 64, frame), TileWriter(2, 64, frame, cards=())
+        for npix in (0, 100, 101, 191):  # 96-111: face 6
+            tile = rng.normal(size=(64, 64)).astype(np.float32)
+            tile[7, :] = np.nan
+            expected = _astropy_bytes(tile, 2, npix, frame)
+            assert default.tile_bytes(npix, tile) == expected
+            assert empty.tile_bytes(npix, tile) == expected
+            assert "BUNIT" not in fits.getheader(io.BytesIO(expected))
+
+
+def test_tiles_written_with_cards_carry_them_and_the_data_unchanged(tmp_path):
+    rng = np.random.default_rng(6)
+    writer = TileWriter(3, 64, "equatorial", cards=UNIT_CARDS)
+    for npix in (5, 390, 700):
+        tile = rng.normal(10, 3, size=(64, 64)).astype(np.float32)
+        tile[:3, 10:20] = np.nan
+        writer.write(tmp_path / f"Npix{npix}.fits", npix, tile)
+        raw = (tmp_path / f"Npix{npix}.fits").read_bytes()
+        assert raw == _astropy_bytes(tile, 3, npix, "equatorial", UNIT_CARDS)
+        with fits.open(tmp_path / f"Npix{npix}.fits") as hdul:
+            header, data = hdul[0].header, hdul[0].data
+            assert header["BUNIT"] == "DN" and header.comments["BUNIT"] == "pixel unit"
+            assert header["MAGZP"] == 20.5
+            assert header["NPIX"] == npix and header["DATAMAX"] == float(np.nanmax(tile))
+            assert np.array_equal(data, tile, equal_nan=True)
+            assert data.dtype == np.dtype(">f4")
+
+
+def test_plate_tiles_carry_the_cards(tmp_path):
+    grid = PlateGrid(1, 16, 5, 0)
+    plate = np.random.default_rng(2).normal(size=grid.shape()).astype(np.float32)
+    written = write_plate_tiles(plate, grid, 2, 2, "galactic",
+                                lambda npix: tmp_path / f"Npix{npix}.fits",
+                                write_file=lambda path, write: write(path), threads=2,
+                                cards=UNIT_CARDS)
+    headers = [fits.getheader(tmp_path / f"Npix{npix}.fits") for npix in written]
+    assert len(headers) == 4
+    assert all(h["BUNIT"] == "DN" and h["MAGZP"] == 20.5 for h in headers)
+
+
+@pytest.mark.parametrize("cards, why", [
+    ([("NPIX", 3)], "set by the tile header"),
+    ([("CRVAL1", 10.0)], "set by the tile header"),
+    ([("BUNIT", "DN"), ("bunit", "Jy")], "repeated"),
+    ([("MAGZP", float("nan"))], "MAGZP"),
+    ([("BUNIT",)], "expected"),
+])
+def test_bad_cards_are_refused_before_any_tile_is_written(tmp_path, cards, why):
+    grid = PlateGrid(1, 16, 5, 0)
+    plate = np.ones(grid.shape(), np.float32)
+    with pytest.raises(ValueError, match=why):
+        write_plate_tiles(plate, grid, 2, 2, "galactic", lambda npix: tmp_path / f"{npix}.fits",
+                          write_file=lambda path, write: write(path), cards=cards)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match=why):
+        TileWriter(1, 16, "galactic", cards=cards)
+

@@ -5,7 +5,7 @@
 """
 
 from hipsluigi.execution import SlurmTask, install_indexed_scheduler
-from hipsluigi.pipeline.settings import hips, synthetic
+from hipsluigi.pipeline.settings import hips, install_command_line_checks, synthetic
 from hipsluigi.pipeline.tasks import (
     AllMaps,
     AllSkyFITS,
@@ -29,8 +29,9 @@ from hipsluigi.pipeline.tasks import (
 )
 
 install_indexed_scheduler()  # --local-scheduler runs of any size: see hipsluigi.execution
+install_command_line_checks()  # bad names and settings: one line, before any task runs
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "AllMaps", "AllSkyFITS", "AllSkyPNGs", "BackgroundModel", "CorrectPlate", "HiPSMetadata",

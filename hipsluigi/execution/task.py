@@ -186,7 +186,8 @@ class SlurmTask(luigi.Task):
             if path is None:
                 raise TypeError(f"{self.task_id}: a dry run writes placeholder files, but "
                                 f"output {target!r} has no path")
-            write_text_atomic(path, f"dryrun placeholder for {self.task_id}\n")
+            # a placeholder needs no flush to the disk (a large dry run writes tens of thousands)
+            write_text_atomic(path, f"dryrun placeholder for {self.task_id}\n", fsync=False)
 
     # -- the SLURM job -----------------------------------------------------------------------
 

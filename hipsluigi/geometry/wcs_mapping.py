@@ -64,6 +64,18 @@ def _lattice(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def _lattice_steps(wcs: WCS, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Angles (radians) from each pixel of the checking lattice to the next along ``x`` and
+    along ``y``, through the whole WCS (NaN where a pixel is off the sky)."""
+    x, y = _lattice(tuple(shape))
+    w = wcs.wcs
+    vec = []
+    for dx, dy in ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)):
+        world = wcs.pixel_to_world_values(x + dx, y + dy)
+        vec.append(lonlat_to_vec(world[w.lng], world[w.lat]))
+    return tuple(np.linalg.norm(vec[k] - vec[0], axis=-1) for k in (1, 2))
+
+
 def pixel_size(wcs: WCS, shape: tuple[int, int]) -> float:
     """The typical size of an image's pixels on the sky, in radians.
 
@@ -83,15 +95,31 @@ def pixel_size(wcs: WCS, shape: tuple[int, int]) -> float:
     float
         Radians; NaN if no lattice pixel maps to the sky.
     """
-    x, y = _lattice(tuple(shape))
-    w = wcs.wcs
-    vec = []
-    for dx, dy in ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)):
-        world = wcs.pixel_to_world_values(x + dx, y + dy)
-        vec.append(lonlat_to_vec(world[w.lng], world[w.lat]))
-    steps = [np.linalg.norm(vec[k] - vec[0], axis=-1) for k in (1, 2)]
-    size = np.fmax(*steps)
+    size = np.fmax(*_lattice_steps(wcs, shape))
     return float(np.median(size[np.isfinite(size)])) if np.isfinite(size).any() else np.nan
+
+
+def pixel_steps(wcs: WCS, shape: tuple[int, int]) -> tuple[float, float]:
+    """The typical sizes of an image's pixels along ``x`` and along ``y``, in radians.
+
+    The medians, over the lattice of :func:`pixel_size`, of the angles to the next pixel along
+    each axis: 0 for an axis the WCS collapses (a scale of 1e300 degrees puts every pixel but
+    one column on the projection's edge).
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS
+        The image's 2-D celestial WCS.
+    shape : tuple of int
+        The image's ``(rows, cols)``.
+
+    Returns
+    -------
+    tuple of float
+        ``(along x, along y)``, radians; NaN if no lattice pixel maps to the sky.
+    """
+    return tuple(float(np.median(s[np.isfinite(s)])) if np.isfinite(s).any() else np.nan
+                 for s in _lattice_steps(wcs, shape))
 
 
 def fast_projection_error(fast: TanProjection | CarProjection, wcs: WCS,

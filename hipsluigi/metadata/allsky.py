@@ -28,6 +28,7 @@ the FITS one is NaN.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from hipsluigi.pyramid.shrink import block_nanmean
-from hipsluigi.storage.atomic import write_atomic, write_fits_atomic
+from hipsluigi.storage.atomic import write_bytes_atomic, write_fits_atomic
 
 #: Allsky files exist for orders 0 to 3 only (HiPS 2.0 draft; Hipsgen writes them up to 3).
 ALLSKY_MAX_ORDER = 3
@@ -244,7 +245,8 @@ def write_allsky(
 ) -> list[Path]:
     """Write ``Norder{order}/Allsky.fits`` (BITPIX -32, NaN blanks) and/or ``Allsky.png`` (LA).
 
-    Each file is written atomically (a temporary file renamed into place).
+    Each file is written atomically (a temporary file, checked to hold every byte, renamed
+    into place).
 
     Parameters
     ----------
@@ -278,7 +280,8 @@ def write_allsky(
     if png_tiles:
         image = Image.fromarray(allsky_png_array(png_tiles, order, tile_width, allsky_width))
         path = folder / "Allsky.png"
-        # the temporary name does not end in .png, so name the format
-        write_atomic(path, lambda tmp: image.save(tmp, format="PNG"))
+        buffer = io.BytesIO()  # encoded first, so that the file's size is checked
+        image.save(buffer, format="PNG")
+        write_bytes_atomic(path, buffer.getvalue())
         written.append(path)
     return written

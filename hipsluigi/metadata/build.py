@@ -1,7 +1,10 @@
-"""Everything at the root of the HiPS besides tiles: properties, Allsky, MOC, index.html."""
+"""Everything at the root of the HiPS besides tiles: properties, Allsky, MOC, index.html; and
+the check that the tiles it is built from are whole."""
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -12,6 +15,103 @@ from hipsluigi.geometry.frames import astropy_frame, rotation_matrix, vec_to_lon
 from hipsluigi.geometry.hpx import face_side, tile_relpath
 from hipsluigi.spec import MapSpec
 from hipsluigi.stretch.stretch import Stretch
+
+
+class UnreadableTiles(ValueError):
+    """Tiles that cannot be read back as whole tiles.
+
+    Attributes
+    ----------
+    problems : dict of pathlib.Path to str
+        Each tile file and why it is unusable.
+    """
+
+    def __init__(self, problems: Mapping[Path, str], note: str = ""):
+        self.problems = dict(problems)
+        listed = "; ".join(f"{path}: {why}" for path, why in sorted(self.problems.items()))
+        super().__init__(f"{len(self.problems)} unreadable tile(s) ({listed})"
+                         + (f"; {note}" if note else ""))
+
+
+def tile_file_problem(path: str | os.PathLike, size: int | None) -> str | None:
+    """Why ``path`` is not a whole tile file, from its size alone (one ``stat``), or None.
+
+    Parameters
+    ----------
+    path : path-like
+        The tile file.
+    size : int or None
+        Its size in bytes (every FITS tile of an order has the same,
+        :func:`hipsluigi.tiles.cut.tile_file_size`); None for a PNG tile, which must only be
+        non-empty.
+
+    Returns
+    -------
+    str or None
+        ``"missing"``, ``"empty"``, ``"N bytes, expected M"``, or None for a whole file.
+    """
+    try:
+        found = os.stat(path).st_size
+    except FileNotFoundError:
+        return "missing"
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    if size is None:
+        return None if found > 0 else "empty"
+    return None if found == size else f"{found} bytes, expected {size}"
+
+
+#: What reading a damaged tile raises: astropy (OSError, ValueError "cannot reshape", a
+#: truncation warning made an error), Pillow (OSError, SyntaxError "broken PNG file").
+_READ_ERRORS = (OSError, ValueError, TypeError, IndexError, EOFError, SyntaxError, Warning)
+
+
+def read_tiles(hips_dir: Path, order: int, npix: Sequence[int], tile_width: int,
+               problems: dict[Path, str]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """The FITS and PNG tiles ``npix`` of ``order``, read back for the Allsky files.
+
+    Parameters
+    ----------
+    hips_dir : pathlib.Path
+        The HiPS folder.
+    order : int
+        HiPS order.
+    npix : sequence of int
+        The tiles (NESTED indices); each has a FITS and a PNG file.
+    tile_width : int
+        Tile width, pixels.
+    problems : dict of pathlib.Path to str
+        Every tile that cannot be read, or is not ``tile_width`` square, is added here with the
+        reason, and left out of the result.
+
+    Returns
+    -------
+    tuple of dict
+        ``(fits_tiles, png_tiles)``: npix -> ``(w, w)`` float array ``[row, col]`` (FITS
+        orientation), npix -> ``(w, w, 2)`` uint8 gray/alpha (rows top-down).
+    """
+    from astropy.io import fits
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    from hipsluigi.tiles.png import decode_png
+
+    readers = {"fits": fits.getdata, "png": decode_png}
+    found: dict[str, dict[int, np.ndarray]] = {"fits": {}, "png": {}}
+    for n in npix:
+        for ext, read in readers.items():
+            path = hips_dir / tile_relpath(order, n, ext)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", AstropyUserWarning)
+                    data = read(path)
+            except _READ_ERRORS as err:
+                problems[path] = f"unreadable ({type(err).__name__}: {err})"
+                continue
+            if data.shape[:2] != (tile_width, tile_width):
+                problems[path] = f"shape {data.shape}, expected {tile_width} x {tile_width}"
+                continue
+            found[ext][int(n)] = data
+    return found["fits"], found["png"]
 
 
 def initial_view(order: int, npix: Sequence[int], frame: str) -> tuple[float, float, float]:
@@ -51,6 +151,9 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
 
     Raises
     ------
+    UnreadableTiles
+        Naming every FITS or PNG tile of orders 0 to 3 that cannot be read as a whole tile;
+        nothing is written then but the Allsky files of the orders before the first bad tile.
     ValueError
         If no tile was written at the deepest order, or for a unit card a FITS header cannot
         hold (see :func:`hipsluigi.tiles.cut.check_cards`).
@@ -63,7 +166,6 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
     from hipsluigi.metadata.properties import hips_properties, write_properties
     from hipsluigi.storage.atomic import write_fits_atomic
     from hipsluigi.tiles.cut import check_cards
-    from hipsluigi.tiles.png import decode_png
 
     cards = check_cards([(str(key).upper(), value) for key, value in (units or {}).items()])
     hips_dir = Path(hips_dir)
@@ -72,17 +174,20 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
         raise ValueError(f"map {spec.name!r}: no tile was written at order {spec.order}; "
                          "the survey holds no pixel in the region")
 
+    problems: dict[Path, str] = {}
     for order in range(min(3, spec.order) + 1):
-        fits_tiles = {n: fits.getdata(hips_dir / tile_relpath(order, n, "fits"))
-                      for n in tiles.get(order, [])}
-        png_tiles = {n: decode_png(hips_dir / tile_relpath(order, n, "png"))
-                     for n in tiles.get(order, [])}
+        fits_tiles, png_tiles = read_tiles(hips_dir, order, tiles.get(order, []),
+                                           spec.tile_width, problems)
+        if problems:  # keep reading, to name every bad tile at once, but write nothing
+            continue
         write_allsky(hips_dir, order, None, png_tiles, spec.tile_width)
         if fits_tiles:  # written here, to carry the unit cards
             hdu = fits.PrimaryHDU(allsky_fits_array(fits_tiles, order, spec.tile_width))
             for card in cards:
                 hdu.header.append(fits.Card(*card))
             write_fits_atomic(hips_dir / f"Norder{order}" / "Allsky.fits", hdu)
+    if problems:
+        raise UnreadableTiles(problems)
 
     moc = tiles_moc(spec.order, deepest)
     write_moc(hips_dir / "Moc.fits", moc, spec.frame)
@@ -105,4 +210,6 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
 
 
 def _size_kb(folder: Path) -> int:
-    return int(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) // 1024)
+    # Without the properties file itself: a rebuilt map states the size a first build does.
+    return int(sum(p.stat().st_size for p in folder.rglob("*")
+                   if p.is_file() and p != folder / "properties") // 1024)

@@ -13,6 +13,7 @@ saves the result. Where the work runs (in the worker, as a SLURM job, or not at 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -26,7 +27,12 @@ from hipsluigi.geometry.plates import children
 from hipsluigi.geometry.sky import plate_cap
 from hipsluigi.pipeline import plan
 from hipsluigi.pipeline.settings import default_map_name, map_spec
-from hipsluigi.pipeline.worktree import check_work_tree, layout_of, prepare_work_tree
+from hipsluigi.pipeline.worktree import (
+    check_work_tree,
+    current_run,
+    layout_of,
+    prepare_work_tree,
+)
 from hipsluigi.spec import MapSpec, spec_sections
 from hipsluigi.storage import artifacts
 from hipsluigi.storage.atomic import link_or_copy_atomic, write_atomic, write_bytes_atomic
@@ -87,7 +93,7 @@ class HipsTask(SlurmTask):
 
     def complete(self) -> bool:
         check_work_tree(self.spec)
-        return super().complete()
+        return super().complete() and not _survey_outdated(self)
 
     def target(self, path) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(path))
@@ -165,11 +171,55 @@ class PlateList(HipsTask):
         plan.ensure_plate_list(self.spec)
 
 
+def _tracks_folder(spec: MapSpec) -> bool:
+    """Whether the map's inputs are a folder whose changes redo the index and the mosaics."""
+    return spec.survey == "fits" and spec.executor != "dryrun"
+
+
+def _survey_outdated(task: HipsTask) -> bool:
+    """Whether ``task`` depends on a survey index that no longer matches its folder (a file
+    added, removed or rewritten since the index was made), in the run this process drives.
+
+    Then every task from the index down is incomplete: the index is redone, the mosaics whose
+    inputs changed are made again (:meth:`PlateMosaic.run` keeps the others) and the rest of
+    the map is remade from them. The folder is compared once per run and index file; an index
+    made during the run is kept for the rest of it (a file that changes meanwhile is the next
+    run's business: a vanished one is skipped by the mosaics). Outside a driven run (a SLURM
+    job checking its outputs) nothing is compared.
+    """
+    spec = task.spec
+    run = current_run()
+    if run is None or not _tracks_folder(spec) or isinstance(task, (Setup, PlateList)):
+        return False
+    index = task.layout.survey_index
+    try:
+        info = os.stat(index)
+    except FileNotFoundError:
+        return False  # not made yet: SurveyIndex is incomplete anyway
+    key = ("survey outdated", str(index), info.st_ino, info.st_size, info.st_mtime_ns)
+    if key not in run.memo:
+        from hipsluigi.surveys.fits_folder import listing_fingerprint
+
+        run.memo[key] = outdated = (
+            info.st_mtime < run.started
+            and artifacts.read_survey_listing(index) != listing_fingerprint(spec.survey_path))
+        if outdated:
+            log.warning("map %s: survey_path %s changed since %s was made (a file added, "
+                        "removed or rewritten): the index is redone, then the mosaics whose "
+                        "inputs changed, and the map from them", task.map,
+                        artifacts.escape_text(spec.survey_path), index)
+    return run.memo[key]
+
+
 class SurveyIndex(HipsTask):
     """The inputs of a ``fits``, ``wise`` or ``healpix`` survey: ``survey/index.tbl`` (usable
     images with their footprint, the rest with why), ``survey/rejects.tbl`` (the unusable ones
     and why) and ``survey/units.json`` (the pixel unit). Fails at once, saying why, if no pixel
-    can be made (or the HEALPix map cannot be read)."""
+    can be made (or the HEALPix map cannot be read).
+
+    For ``fits``, the index records the folder's listing fingerprint (names, sizes,
+    modification times); once the folder differs, the next run redoes the index and the map
+    from it (:func:`_survey_outdated`)."""
 
     def requires(self):
         return PlateList(map=self.map)
@@ -186,9 +236,13 @@ class SurveyIndex(HipsTask):
             self._healpix_index()
             return
         caps = [plate_cap(spec.grid, i, j) for i, j in plan.plates_at_order(spec, spec.order)]
+        listing = None
         if spec.survey == "fits":
-            from hipsluigi.surveys.fits_folder import scan_folder
+            from hipsluigi.surveys.fits_folder import listing_fingerprint, scan_folder
 
+            # Listed before the scan: a file that changes during the scan changes the listing
+            # after it, and the next run indexes the folder again.
+            listing = listing_fingerprint(spec.survey_path)
             index = scan_folder(spec.survey_path, spec.frame)
             source = f"[hips] survey_path {spec.survey_path!r}"
         else:
@@ -200,11 +254,12 @@ class SurveyIndex(HipsTask):
                      f"band W{spec.band})"
         units = map_units(index)
         for row in index[index["status"] != "ok"]:
-            log.warning("survey: rejected %s: %s", row["path"], row["reason"])
+            log.warning("survey: rejected %s: %s", artifacts.escape_text(str(row["path"])),
+                        artifacts.escape_text(str(row["reason"])))
         artifacts.write_rejects(layout.rejects, index)
         check_coverage(index, caps, spec.grid.face_side, spec.region, source)
         artifacts.write_survey_units(layout.survey_units, units)
-        artifacts.write_ipac_table(self.output().path, index)
+        artifacts.write_survey_index(self.output().path, index, listing)
 
     def _healpix_index(self) -> None:
         from astropy.table import Table
@@ -217,11 +272,41 @@ class SurveyIndex(HipsTask):
         artifacts.write_rejects(self.layout.rejects, index)
         artifacts.write_survey_units(self.layout.survey_units,
                                      {"BUNIT": survey.unit} if survey.unit else {})
-        artifacts.write_ipac_table(self.output().path, index)
+        artifacts.write_survey_index(self.output().path, index)
+
+
+def _indexed_survey(spec: MapSpec, layout: StorageLayout):
+    """The map's :class:`~hipsluigi.surveys.fits_folder.FitsFolderSurvey` from its current
+    ``survey/index.tbl``, read once per version of the file (completion checks of every plate
+    share it)."""
+    info = os.stat(layout.survey_index)
+    return _read_indexed_survey(str(layout.survey_index), info.st_ino, info.st_size,
+                                info.st_mtime_ns, spec.frame)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_indexed_survey(path: str, inode: int, size: int, mtime_ns: int, frame: str):
+    from hipsluigi.surveys.fits_folder import FitsFolderSurvey
+
+    return FitsFolderSurvey(artifacts.read_survey_index(path), frame)
+
+
+def _plate_inputs_id(spec: MapSpec, layout: StorageLayout, survey, i: int, j: int) -> str:
+    """What plate ``(i, j)``'s mosaic is made from: the index rows of the images touching it
+    and the survey's units (which the tiles carry)."""
+    import json
+
+    centre, radius = plate_cap(spec.grid, i, j)
+    units = json.dumps(artifacts.read_survey_units(layout.survey_units), sort_keys=True)
+    return survey.inputs_id(centre, radius, extra=units)
 
 
 class PlateMosaic(PlateTask):
-    """The padded plate mosaic of the survey's images at the deepest order (mExec)."""
+    """The padded plate mosaic of the survey's images at the deepest order (mExec).
+
+    For a ``fits`` survey the mosaic records the id of its inputs (``INPUTS``: the index rows
+    of the images touching the plate); it is incomplete when the index holds other inputs
+    for the plate, and a refreshed index that leaves them as they were keeps it."""
 
     def requires(self):
         if self.spec.survey == "synthetic":
@@ -231,6 +316,27 @@ class PlateMosaic(PlateTask):
     def output(self):
         return self.target(self.layout.mosaic(self.i, self.j, self.unit))
 
+    def complete(self) -> bool:
+        return super().complete() and (not _tracks_folder(self.spec)
+                                       or self._made_from_current_inputs())
+
+    def _made_from_current_inputs(self) -> bool:
+        spec, layout = self.spec, self.layout
+        try:
+            recorded = artifacts.read_mosaic_inputs(self.output().path)
+            survey = _indexed_survey(spec, layout)
+        except (OSError, ValueError):
+            return False  # an unreadable mosaic or index is redone
+        return recorded == _plate_inputs_id(spec, layout, survey, self.i, self.j)
+
+    def run(self) -> None:
+        if (_tracks_folder(self.spec) and self.output().exists()
+                and self._made_from_current_inputs()):
+            log.info("%s: the refreshed survey index holds the same inputs for this plate: "
+                     "its mosaic is kept", self.plate_label)
+            return
+        super().run()
+
     def work(self) -> None:
         from hipsluigi.mosaic.coadd import mosaic_plate
         from hipsluigi.surveys import open_survey
@@ -239,25 +345,29 @@ class PlateMosaic(PlateTask):
         grid = spec.grid
         index = None
         if spec.survey in ("fits", "wise"):
-            index = artifacts.read_ipac_table(layout.survey_index)
+            index = artifacts.read_survey_index(layout.survey_index)
         downloads = [layout.download_dir(u) / spec.wise_collection
                      for u in range(layout.nunits)]
         survey = open_survey(spec, index, downloads)
+        inputs = None
         if spec.survey == "healpix":
             result = survey.plate_mosaic(grid, self.i, self.j, spec.frame)
         else:
             centre, radius = plate_cap(grid, self.i, self.j)
+            if spec.survey == "fits":
+                inputs = _plate_inputs_id(spec, layout, survey, self.i, self.j)
             images = survey.images_touching(centre, radius)
             result = mosaic_plate(grid, self.i, self.j, images, spec.frame, spec.reproject,
                                   match_images=spec.background != "none")
-            # Images the survey could not even fetch (wise) are skipped like unreadable ones.
+            # Images the survey could not even open (fits: gone since indexed; wise: not
+            # fetched) are skipped like unreadable ones.
             result.skipped_images.update(getattr(survey, "skipped", {}))
         for reason in result.skipped_images.values():
-            log.warning("%s: skipped %s", self.plate_label, reason)
+            log.warning("%s: skipped %s", self.plate_label, artifacts.escape_text(reason))
         artifacts.write_plate_mosaic(
             self.output().path, result.data, grid.plate_header(self.i, self.j, spec.frame,
                                                                padded=True),
-            result.used_images, result.skipped_images, result.image_planes)
+            result.used_images, result.skipped_images, result.image_planes, inputs)
 
 
 def _mosaic_tasks(map_name: str, spec: MapSpec) -> dict:
@@ -424,7 +534,12 @@ class ShrinkPlate(PlateTask):
 
 
 class PlateTiles(PlateTask):
-    """The FITS tiles of plate ``(i, j)`` at ``order`` (mHiPSTiles), and their manifest."""
+    """The FITS tiles of plate ``(i, j)`` at ``order`` (mHiPSTiles), and their manifest.
+
+    The manifest is the group's completion record, trusted as such: it is written only after
+    every tile it lists was found on disk at its full size. A group whose plate vanished is
+    not complete: the plate is rebuilt and the tiles cut again from it.
+    """
 
     def requires(self):
         return plate_task(self.map, self.spec, self.order, self.i, self.j)
@@ -432,15 +547,23 @@ class PlateTiles(PlateTask):
     def output(self):
         return self.target(self.layout.manifest(self.order, self.i, self.j, self.unit, "fits"))
 
+    def complete(self) -> bool:
+        return super().complete() and self.input().exists()
+
     def work(self) -> None:
-        from hipsluigi.tiles.cut import write_plate_tiles
+        from hipsluigi.storage.atomic import check_file_size
+        from hipsluigi.tiles.cut import tile_file_size, write_plate_tiles
 
         spec = self.spec
         layout = self.layout
+        cards = _unit_cards(spec, layout)
         plate = artifacts.read_plate(self.input().path)
         written = write_plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j,
                                     spec.frame, lambda npix: layout.tile(self.order, npix, "fits"),
-                                    write_file=write_atomic, cards=_unit_cards(spec, layout))
+                                    write_file=write_atomic, cards=cards)
+        size = tile_file_size(self.order, spec.tile_width, spec.frame, cards)
+        for npix in written:
+            check_file_size(layout.tile(self.order, npix, "fits"), size)
         artifacts.write_manifest(self.output().path, self.order, plate_name(self.i, self.j),
                                  written)
 
@@ -503,7 +626,11 @@ class Histogram(HipsTask):
 
 
 class PlatePNGs(PlateTask):
-    """8-bit PNG tiles beside the FITS tiles of plate ``(i, j)`` at ``order`` (mViewer)."""
+    """8-bit PNG tiles beside the FITS tiles of plate ``(i, j)`` at ``order`` (mViewer).
+
+    As for :class:`PlateTiles`, the manifest follows a size check of every tile it lists, and
+    a group whose plate vanished is redone.
+    """
 
     def requires(self):
         return {"tiles": self.same_plate(PlateTiles),
@@ -514,7 +641,11 @@ class PlatePNGs(PlateTask):
         return self.target(self.layout.manifest(self.order, self.i, self.j, self.unit,
                                                 f"png-{stretch_id(self.spec)}"))
 
+    def complete(self) -> bool:
+        return super().complete() and self.input()["plate"].exists()
+
     def work(self) -> None:
+        from hipsluigi.storage.atomic import check_file_size
         from hipsluigi.tiles.cut import plate_tiles
         from hipsluigi.tiles.png import encode_png
 
@@ -522,14 +653,16 @@ class PlatePNGs(PlateTask):
         stretch = artifacts.read_stretch(self.input()["stretch"].path)
         wanted = set(artifacts.read_manifest(self.input()["tiles"].path)["tiles"])
         plate = artifacts.read_plate(self.input()["plate"].path)
-        written = []
+        sizes = {}
         for npix, tile in plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j):
             if npix in wanted:
-                write_bytes_atomic(self.layout.tile(self.order, npix, "png"),
-                                   encode_png(tile, stretch))
-                written.append(npix)
+                png = encode_png(tile, stretch)
+                write_bytes_atomic(self.layout.tile(self.order, npix, "png"), png)
+                sizes[npix] = len(png)
+        for npix, size in sizes.items():
+            check_file_size(self.layout.tile(self.order, npix, "png"), size)
         artifacts.write_manifest(self.output().path, self.order, plate_name(self.i, self.j),
-                                 written, stretch=stretch_id(spec))
+                                 list(sizes), stretch=stretch_id(spec))
 
 
 def _all_plate_tasks(map_name: str, spec: MapSpec, family) -> list[PlateTask]:
@@ -538,7 +671,19 @@ def _all_plate_tasks(map_name: str, spec: MapSpec, family) -> list[PlateTask]:
 
 
 class HiPSMetadata(HipsTask):
-    """``properties``, ``Norder{0..3}/Allsky.{fits,png}``, ``Moc.fits`` and ``index.html``."""
+    """``properties``, ``Norder{0..3}/Allsky.{fits,png}``, ``Moc.fits`` and ``index.html``;
+    and the keeper of the tile groups' records.
+
+    A group's manifest says its tiles are whole. ``complete()`` holds every manifest to that
+    (one ``stat`` a tile): a tile that is missing or of the wrong size is deleted with its
+    group's manifest and named in the log, so that Luigi finds the group incomplete and redoes
+    it in this same run. With that, and groups that need their plate, a map heals itself from
+    a deleted tile, ``Dir``, ``HiPS`` folder or plate. Complete only when its outputs exist
+    and its groups and the stretch are complete.
+
+    Tiles of orders 0 to 3 are also read, for the Allsky files; one that cannot be read fails
+    the task naming it, after deleting it with its group's manifest for the next run to redo.
+    """
 
     def requires(self):
         spec = self.spec
@@ -555,8 +700,17 @@ class HiPSMetadata(HipsTask):
         return {"properties": self.target(self.layout.hips_dir / "properties"),
                 "marker": self.target(self.layout.metadata_marker(self._key()))}
 
+    def complete(self) -> bool:
+        # Checked before the outputs: with the HiPS folder gone, every group must be redone.
+        # (Luigi's dynamic dependencies cannot do it from run(): the scheduler ignores a task
+        # set back to PENDING within stable_done_cooldown_secs of being found DONE.)
+        if self.executor != "dryrun":  # dry-run manifests are placeholders
+            _discard_groups(self, _damaged_tiles(self))
+        return super().complete() and all(task.complete()
+                                          for task in luigi.task.flatten(self.requires()))
+
     def work(self) -> None:
-        from hipsluigi.metadata.build import write_hips_metadata
+        from hipsluigi.metadata.build import UnreadableTiles, write_hips_metadata
         from hipsluigi.storage.atomic import write_text_atomic
 
         tiles: dict[int, list[int]] = {}
@@ -564,10 +718,93 @@ class HiPSMetadata(HipsTask):
             manifest = artifacts.read_manifest(target.path)
             tiles.setdefault(manifest["order"], []).extend(manifest["tiles"])
         stretch = artifacts.read_stretch(self.input()["stretch"].path)
-        write_hips_metadata(self.spec, self.layout.hips_dir, tiles, stretch,
-                            units={key: value for key, value, _ in
-                                   _unit_cards(self.spec, self.layout)})
+        try:
+            write_hips_metadata(self.spec, self.layout.hips_dir, tiles, stretch,
+                                units={key: value for key, value, _ in
+                                       _unit_cards(self.spec, self.layout)})
+        except UnreadableTiles as err:
+            listed = _listed_tiles(self)
+            _discard_groups(self, {path: (listed[path][0], why)
+                                   for path, why in err.problems.items() if path in listed})
+            raise UnreadableTiles(err.problems, f"map {self.map}: deleted with their groups' "
+                                                "manifests; the next run rebuilds them") from None
         write_text_atomic(self.output()["marker"].path, self._key())
+
+
+def _listed_tiles(meta: HiPSMetadata) -> dict:
+    """Every tile the finished groups of ``meta``'s map list: ``{path: (group, size)}``, the
+    size in bytes of a FITS tile, None for a PNG tile (and a FITS tile while the survey's
+    units are unknown). A manifest that cannot be read lists itself, with size -1, so that its
+    group is redone."""
+    from pathlib import Path
+
+    from hipsluigi.tiles.cut import tile_file_size
+
+    spec, layout = meta.spec, meta.layout
+    sizes: dict[int, int | None] = {}
+    listed = {}
+    requires = meta.requires()
+    for ext, groups in (("fits", requires["tiles"]), ("png", requires["pngs"])):
+        for group in groups:
+            try:
+                tiles = artifacts.read_manifest(group.output().path)["tiles"]
+            except FileNotFoundError:
+                continue  # not done yet: Luigi runs it
+            except (ValueError, KeyError, TypeError):
+                listed[Path(group.output().path)] = (group, -1)
+                continue
+            size = None
+            if ext == "fits":
+                if group.order not in sizes:
+                    try:
+                        cards = _unit_cards(spec, layout)
+                    except FileNotFoundError:  # the survey's units are being redone: any size
+                        sizes[group.order] = None
+                    else:
+                        sizes[group.order] = tile_file_size(group.order, spec.tile_width,
+                                                            spec.frame, cards)
+                size = sizes[group.order]
+            for npix in tiles:
+                listed[layout.tile(group.order, npix, ext)] = (group, size)
+    return listed
+
+
+def _damaged_tiles(meta: HiPSMetadata) -> dict:
+    """``{path: (group, why)}`` of every listed tile that is missing or of the wrong size."""
+    from hipsluigi.metadata.build import tile_file_problem
+
+    damaged = {}
+    for path, (group, size) in _listed_tiles(meta).items():
+        why = "manifest unreadable" if size == -1 else tile_file_problem(path, size)
+        if why:
+            damaged[path] = (group, why)
+    return damaged
+
+
+def _discard_groups(meta: HiPSMetadata, damaged: dict) -> None:
+    """Delete each damaged tile and its group's manifest, and log them, one line a group."""
+    from pathlib import Path
+
+    groups: dict[str, tuple[PlateTask, list[str]]] = {}
+    for path, (group, why) in sorted(damaged.items()):
+        Path(path).unlink(missing_ok=True)
+        groups.setdefault(group.task_id, (group, []))[1].append(f"{path}: {why}")
+    for k, (group, problems) in enumerate(groups.values()):
+        Path(group.output().path).unlink(missing_ok=True)
+        if k < _GROUPS_LOGGED:
+            shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more"
+                                               if len(problems) > 3 else "")
+            log.warning("map %s: %d damaged tile(s) of %s (%s): deleted with the manifest %s, "
+                        "so that the group is redone", meta.map, len(problems), group.task_id,
+                        shown, group.output().path)
+    if len(groups) > _GROUPS_LOGGED:
+        log.warning("map %s: %d damaged tiles in %d groups in all (a deleted folder?), each "
+                    "deleted with its group's manifest, so that the groups are redone",
+                    meta.map, len(damaged), len(groups))
+
+
+#: Groups named one by one in the log when damaged tiles are found; then a summary.
+_GROUPS_LOGGED = 5
 
 
 class AllSkyFITS(luigi.WrapperTask):

@@ -8,7 +8,9 @@ Formats:
 
 * plates and plate mosaics: FITS, float32 primary image with the plate's HPX WCS; a mosaic
   adds an ``IMAGES`` binary table of the background plane subtracted from each survey image
-  (``image, c, a, b``: ``c + a u + b v``, see ``hipsluigi.mosaic``);
+  (``image, c, a, b``: ``c + a u + b v``, see ``hipsluigi.mosaic``), a ``SKIPPED`` table of
+  the images it could not use (``image, reason``) and ``INPUTS``, the id of the survey
+  index rows it was made from;
 * difference fits: JSON, one record (or ``null`` when the plates do not overlap);
 * tile manifests: JSON ``{"order", "plate", "tiles": [npix, ...], ["stretch"]}``;
 * histograms: ``.npz`` (``lo, hi, counts, npix``);
@@ -17,12 +19,19 @@ Formats:
 * survey units: JSON ``{"BUNIT": ..., "MAGZP": ...}`` (keys present only when known);
 * tables (``platelist.tbl``, ``images.tbl``, ``fitcombo.tbl``, ``corrections.tbl``, the
   survey index and its rejects ``path, hdu, reason``): IPAC ASCII with Montage's column names.
+  The survey index also records ``\\listing``, the fingerprint of the folder it indexed.
+
+Text from outside (file names, error messages) may hold any character, a newline or a ``|``
+included, which IPAC tables and FITS headers and string columns cannot: it is stored through
+:func:`escape_text` (printable ASCII, backslash escapes) and read back through
+:func:`unescape_text`, so that every name round-trips. Plain ASCII names are stored as they are.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,11 +50,61 @@ if TYPE_CHECKING:  # scipy.special, which a SLURM job of most tasks need not imp
 
 PathLike = str | os.PathLike
 
+# -- text from outside -------------------------------------------------------------------------
+
+_SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_UNESCAPES = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
+_ESCAPE = re.compile(r"\\(?:([\\nrt])|x([0-9a-f]{2})|u([0-9a-f]{4})|U([0-9a-f]{8}))")
+
+
+def _escape_char(c: str) -> str:
+    if c in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[c]
+    code = ord(c)
+    return f"\\x{code:02x}" if code < 0x100 else (
+        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+
+
+def escape_text(text: str) -> str:
+    """``text`` as printable ASCII, one line, safe in an IPAC table and a FITS header.
+
+    Backslash, control and non-ASCII characters (and surrogates, which stand for the bytes of a
+    file name that is not UTF-8) become Python-style escapes (``\\\\``, ``\\n``, ``\\xe9``,
+    ``\\u2603``, ``\\U0001f600``); so do ``|`` (the IPAC column separator), spaces at either
+    end (which tables strip) and a whole value ``null`` (IPAC's blank). Printable ASCII text
+    without those is returned unchanged. :func:`unescape_text` is the exact inverse.
+    """
+    out = "".join(c if " " <= c <= "~" and c not in "\\|" else _escape_char(c) for c in text)
+    if out == "null":
+        return "\\x6eull"
+    body = out.strip(" ")
+    lead = len(out) - len(out.lstrip(" "))
+    trail = len(out) - lead - len(body)
+    return "\\x20" * lead + body + "\\x20" * trail
+
+
+def unescape_text(text: str) -> str:
+    """The text :func:`escape_text` escaped (other backslashes are left as they are)."""
+    def one(m: re.Match) -> str:
+        if m.group(1):
+            return _UNESCAPES[m.group(1)]
+        return chr(int(next(g for g in m.groups()[1:] if g), 16))
+
+    return _ESCAPE.sub(one, text)
+
+
 # -- plates ----------------------------------------------------------------------------------
 
 
+def _text_column(name: str, texts: Sequence[str]) -> fits.Column:
+    """A FITS string column of :func:`escape_text` forms (FITS strings are ASCII)."""
+    escaped = [escape_text(t) for t in texts]
+    return fits.Column(name, f"{max(len(t) for t in ['x', *escaped])}A", array=escaped)
+
+
 def write_plate(path: PathLike, image: np.ndarray, header: fits.Header,
-                image_planes: Mapping[str, Sequence[float]] | None = None) -> None:
+                image_planes: Mapping[str, Sequence[float]] | None = None,
+                skipped_images: Mapping[str, str] | None = None) -> None:
     """Write a plate, atomically.
 
     Parameters
@@ -58,35 +117,50 @@ def write_plate(path: PathLike, image: np.ndarray, header: fits.Header,
     image_planes : mapping of str to (c, a, b), optional
         For a mosaic: the background plane subtracted from each survey image, by image name,
         written as the ``IMAGES`` table.
+    skipped_images : mapping of str to str, optional
+        For a mosaic: why each unusable survey image was skipped, by image name, written as
+        the ``SKIPPED`` table.
     """
     hdus = [fits.PrimaryHDU(image, header)]
     if image_planes:
         names = list(image_planes)
         planes = np.array([image_planes[k] for k in names], dtype=np.float64).reshape(-1, 3)
         hdus.append(fits.BinTableHDU.from_columns([
-            fits.Column("image", f"{max(1, max(len(n.encode()) for n in names))}A",
-                        array=names),
+            _text_column("image", names),
             fits.Column("c", "D", array=planes[:, 0]),
             fits.Column("a", "D", array=planes[:, 1]),
             fits.Column("b", "D", array=planes[:, 2]),
         ], name="IMAGES", header=fits.Header([("COMMENT", "background planes subtracted: "
                                                "c + a u + b v, u = (x - x0)/size")])))
+    if skipped_images:
+        names = list(skipped_images)
+        hdus.append(fits.BinTableHDU.from_columns([
+            _text_column("image", names),
+            _text_column("reason", [skipped_images[k] for k in names]),
+        ], name="SKIPPED", header=fits.Header([("COMMENT", "survey images skipped as "
+                                                "unusable; text escaped as in IPAC tables")])))
     write_fits_atomic(path, fits.HDUList(hdus) if len(hdus) > 1 else hdus[0])
 
 
 def write_plate_mosaic(path: PathLike, data: np.ndarray, plate_header: Mapping,
                        used_images: Sequence[str], skipped_images: Mapping[str, str],
-                       image_planes: Mapping[str, Sequence[float]]) -> None:
+                       image_planes: Mapping[str, Sequence[float]],
+                       inputs: str | None = None) -> None:
     """Write a padded plate mosaic: the plate's WCS, how many survey images went in
-    (``NIMAGES``) and were skipped (``NSKIPPED``, each with its reason as ``HISTORY``), and
-    the ``IMAGES`` table of the background planes subtracted."""
+    (``NIMAGES``) and were skipped (``NSKIPPED``, each with its reason as ``HISTORY`` and in
+    the ``SKIPPED`` table), the ``IMAGES`` table of the background planes subtracted, and
+    ``INPUTS``, the id of the survey inputs it was made from (see :func:`read_mosaic_inputs`).
+    """
     header = fits.Header()
     header.update(plate_header)
     header["NIMAGES"] = (len(used_images), "survey images coadded")
     header["NSKIPPED"] = (len(skipped_images), "survey images skipped as unusable")
+    if inputs is not None:
+        header["INPUTS"] = (inputs, "survey inputs (SHA-1)")
     for reason in skipped_images.values():
-        header.add_history(f"skipped {reason}"[:72])
-    write_plate(path, data, header, image_planes)
+        # astropy continues a long HISTORY on further cards: the file name is never cut.
+        header.add_history(f"skipped {escape_text(reason)}")
+    write_plate(path, data, header, image_planes, skipped_images)
 
 
 def read_plate(path: PathLike, memmap: bool = True) -> np.ndarray:
@@ -107,7 +181,24 @@ def read_image_planes(path: PathLike) -> dict[str, tuple[float, float, float]]:
         if "IMAGES" not in hdul:
             return {}
         rows = hdul["IMAGES"].data
-        return {str(r["image"]): (float(r["c"]), float(r["a"]), float(r["b"])) for r in rows}
+        return {unescape_text(str(r["image"])): (float(r["c"]), float(r["a"]), float(r["b"]))
+                for r in rows}
+
+
+def read_skipped_images(path: PathLike) -> dict[str, str]:
+    """The ``SKIPPED`` table of a plate mosaic: ``{image: reason}`` (empty if none)."""
+    with fits.open(path) as hdul:
+        if "SKIPPED" not in hdul:
+            return {}
+        return {unescape_text(str(r["image"])): unescape_text(str(r["reason"]))
+                for r in hdul["SKIPPED"].data}
+
+
+def read_mosaic_inputs(path: PathLike) -> str | None:
+    """``INPUTS`` of a plate mosaic: the id of the survey inputs it was made from (None if it
+    records none, as mosaics of synthetic surveys)."""
+    value = fits.getheader(path).get("INPUTS")
+    return None if value is None else str(value)
 
 
 def check_plate(path: PathLike, shape: tuple[int, int]) -> None:
@@ -252,9 +343,61 @@ def read_corrections(path: PathLike) -> dict[int, tuple[float, float, float]]:
 REJECT_COLUMNS = ("path", "hdu", "reason")
 
 
+def _escaped(table: Table) -> Table:
+    """A copy of ``table`` whose text columns hold :func:`escape_text` forms."""
+    out = Table(table, copy=True)
+    for name in out.colnames:
+        if out[name].dtype.kind in "US":
+            out[name] = np.array([escape_text(str(v)) for v in out[name]], dtype=str)
+    return out
+
+
+def _unescaped(table: Table) -> Table:
+    """``table`` with its text columns unescaped, and IPAC's blank strings as ``''``."""
+    for name in table.colnames:
+        column = table[name]
+        if column.dtype.kind in "US":
+            values = column.filled("") if hasattr(column, "filled") else column
+            table[name] = np.array([unescape_text(str(v)) for v in values], dtype=str)
+    return table
+
+
+def write_survey_index(path: PathLike, index: Table, listing: str | None = None) -> None:
+    """``survey/index.tbl``: the survey's inputs, one row per image, usable or not.
+
+    Text columns (paths, reasons, units) are stored through :func:`escape_text`, so any file
+    name or message round-trips. ``listing`` is the fingerprint of the folder that was indexed
+    (``fits`` surveys: :func:`hipsluigi.surveys.fits_folder.listing_fingerprint`), recorded as
+    the table keyword ``listing`` (:func:`read_survey_listing`).
+    """
+    table = _escaped(index)
+    table.meta = {}
+    if listing is not None:
+        table.meta["keywords"] = {"listing": {"value": listing}}
+    write_ipac_table(path, table)
+
+
+def read_survey_index(path: PathLike) -> Table:
+    """The survey index :func:`write_survey_index` wrote, its text unescaped."""
+    return _unescaped(read_ipac_table(path, ("path", "status")))
+
+
+def read_survey_listing(path: PathLike) -> str | None:
+    """The folder fingerprint recorded in a survey index (None if it records none)."""
+    with open(path, encoding="ascii", errors="replace") as f:
+        for line in f:
+            if not line.startswith("\\"):
+                break
+            key, _, value = line[1:].partition("=")
+            if key.strip() == "listing":
+                return value.strip().strip("'\"")
+    return None
+
+
 def write_rejects(path: PathLike, index: Table) -> None:
     """``survey/rejects.tbl``: the rows of a survey index whose ``status`` is not ``ok``,
-    as ``path, hdu, reason`` (``hdu`` -1 where no HDU is meant)."""
+    as ``path, hdu, reason`` (``hdu`` -1 where no HDU is meant), text escaped as in
+    :func:`write_survey_index`."""
     bad = index[np.asarray(index["status"]) != "ok"]
     hdu = (np.asarray(bad["hdu"], dtype=np.int64) if "hdu" in bad.colnames
            else np.full(len(bad), -1, dtype=np.int64))
@@ -262,11 +405,12 @@ def write_rejects(path: PathLike, index: Table) -> None:
                    "hdu": hdu,
                    "reason": np.asarray(bad["reason"], dtype=str) if len(bad)
                    else np.array([], str)})
-    write_ipac_table(path, table)
+    write_ipac_table(path, _escaped(table))
 
 
 def read_rejects(path: PathLike) -> Table:
-    return read_ipac_table(path, REJECT_COLUMNS)
+    """``survey/rejects.tbl``, its text unescaped."""
+    return _unescaped(read_ipac_table(path, REJECT_COLUMNS))
 
 
 def write_survey_units(path: PathLike, units: Mapping[str, object]) -> None:

@@ -46,6 +46,78 @@ _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?"
 _LEVEL = re.compile(rf"(?P<sign>[+-]?)\s*(?P<num>{_NUMBER})\s*(?P<unit>[%s]?)")
 
 
+@dataclass(frozen=True)
+class Level:
+    """A display level as written, before any data is seen.
+
+    Attributes
+    ----------
+    kind : str
+        ``value`` (``number`` in data units), ``percentile`` (``number`` in 0..100; ``min``,
+        ``max`` and ``med`` are 0, 100 and 50) or ``sigma`` (the median plus ``number``
+        sigma, with sigma = (P84 - P16) / 2).
+    number : float
+    """
+
+    kind: str
+    number: float
+
+
+def read_level(text: str) -> Level:
+    """Parse a Montage range string (:func:`parse_level`'s syntax) without data.
+
+    Parameters
+    ----------
+    text : str
+        ``"3.2"``, ``"99.5%"``, ``"-2s"``, ``"min"``, ``"max"`` or ``"med"``; case is ignored,
+        and blanks around the text, after the sign and before the unit.
+
+    Returns
+    -------
+    Level
+
+    Raises
+    ------
+    ValueError
+        Naming ``text``, if it is none of these forms or a percentile is outside 0..100.
+    """
+    key = str(text).strip().lower()
+    named = {"min": 0.0, "max": 100.0, "med": 50.0}
+    if key in named:
+        return Level("percentile", named[key])
+    match = _LEVEL.fullmatch(key)
+    if match is None:
+        raise ValueError(f"invalid stretch level {text!r}: expected a value, 'N%', 'Ns', "
+                         f"'min', 'max' or 'med'")
+    number = float(match["sign"] + match["num"])
+    if not np.isfinite(number):
+        raise ValueError(f"invalid stretch level {text!r}: not a finite number")
+    unit = match["unit"]
+    if unit == "%":
+        if not 0.0 <= number <= 100.0:
+            raise ValueError(f"invalid stretch level {text!r}: percentile outside 0..100")
+        return Level("percentile", number)
+    return Level("sigma" if unit == "s" else "value", number)
+
+
+def level_texts(kind: str, min_text: str = "", max_text: str = "") -> tuple[str, str]:
+    """The black and white level strings a stretch of ``kind`` uses: empty texts take
+    :data:`DEFAULT_LEVELS`. ``kind`` must be one of :data:`STRETCH_KINDS` (case and blanks
+    ignored)."""
+    default_min, default_max = DEFAULT_LEVELS[kind.strip().lower()]
+    return min_text.strip() or default_min, max_text.strip() or default_max
+
+
+def levels_inverted(lo: Level, hi: Level) -> bool:
+    """True when black level ``lo`` is at or above white level ``hi`` whatever the data.
+
+    Levels of one kind compare by their numbers (percentiles and ``median + k sigma`` never
+    decrease with the number); a value against a percentile or a sigma depends on the data,
+    and counts as not inverted.
+    """
+    return lo.kind == hi.kind and lo.number >= hi.number
+
+
 def parse_level(text: str, hist: PixelHistogram) -> float:
     """The data value that a Montage range string names, given the data's histogram.
 
@@ -67,29 +139,17 @@ def parse_level(text: str, hist: PixelHistogram) -> float:
     Raises
     ------
     ValueError
-        Naming ``text``, if it is none of these forms or a percentile is outside 0..100.
+        Naming ``text``, if it is none of these forms or a percentile is outside 0..100
+        (:func:`read_level`).
     """
-    key = str(text).strip().lower()
-    named = {"min": 0.0, "max": 100.0, "med": 50.0}
-    if key in named:
-        return percentile(hist, named[key])
-    match = _LEVEL.fullmatch(key)
-    if match is None:
-        raise ValueError(f"invalid stretch level {text!r}: expected a value, 'N%', 'Ns', "
-                         f"'min', 'max' or 'med'")
-    number = float(match["sign"] + match["num"])
-    if not np.isfinite(number):
-        raise ValueError(f"invalid stretch level {text!r}: not a finite number")
-    unit = match["unit"]
-    if unit == "%":
-        if not 0.0 <= number <= 100.0:
-            raise ValueError(f"invalid stretch level {text!r}: percentile outside 0..100")
-        return percentile(hist, number)
-    if unit == "s":
+    level = read_level(text)
+    if level.kind == "percentile":
+        return percentile(hist, level.number)
+    if level.kind == "sigma":
         median = percentile(hist, 50.0)
         sigma = (percentile(hist, 84.0) - percentile(hist, 16.0)) / 2.0
-        return median + number * sigma
-    return number
+        return median + level.number * sigma
+    return level.number
 
 
 @dataclass
@@ -333,9 +393,9 @@ def make_stretch(hist: PixelHistogram, kind: str = "gaussian-log", min_text: str
                          f"{', '.join(STRETCH_KINDS)}")
     if hist.npix <= 0:
         raise ValueError("cannot make a stretch from an empty histogram")
-    default_min, default_max = DEFAULT_LEVELS[kind]
-    lo = parse_level(min_text.strip() or default_min, hist)
-    hi = parse_level(max_text.strip() or default_max, hist)
+    min_text, max_text = level_texts(kind, min_text, max_text)
+    lo = parse_level(min_text, hist)
+    hi = parse_level(max_text, hist)
     lo, hi = _widen(lo, hi)
     if kind in ("gaussian", "gaussian-log"):
         edges = gaussian_edges(hist, kind, lo, hi)

@@ -1,13 +1,20 @@
 """``[hips] survey = fits``: a folder of FITS images with celestial WCS.
 
-:func:`scan_folder` indexes the folder once (the ``SurveyIndex`` task writes the result as an
+:func:`scan_folder` indexes the folder (the ``SurveyIndex`` task writes the result as an
 IPAC table): one row per image HDU of every file (multi-extension files and tile-compressed
-HDUs included), with its shape, a cap on the sky holding it and its pixel unit. Whatever cannot
+HDUs included), with its shape, a cap on the sky holding it, its pixel unit and the file's size
+and modification time. :func:`listing_fingerprint` identifies the folder's listing (names,
+sizes, modification times): the index is redone when it changes. Whatever cannot
 be used (not FITS, an HTML page, empty, truncated or corrupt, no or a non-celestial or singular
 WCS, a cube of several planes, every pixel blank) is a row with ``status = skipped`` and a
 one-line reason; it never stops the rest of the sky. :class:`FitsFolderSurvey` serves the
-usable images to the plate mosaics; an image whose pixels still turn out unusable when read is
-skipped there, with its name and the reason in the log and in the plate's FITS header.
+usable images to the plate mosaics; an image whose pixels still turn out unusable when read, or
+whose file is gone since it was indexed, is skipped there, with its name and the reason in the
+log and in the plate's FITS header.
+
+File names may hold any character (a newline, non-UTF-8 bytes): keys and reasons hold them as
+they are, and whoever logs or stores them escapes them
+(:func:`~hipsluigi.storage.artifacts.escape_text`).
 
 Pixels are read raw (``do_not_scale_image_data``) and made physical by
 :func:`physical_pixels`: ``BLANK`` is compared with the *stored* integers, before ``BSCALE``
@@ -16,7 +23,9 @@ and ``BZERO``, so unsigned 16-bit images (``BZERO = 32768``) keep their blanks.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import re
 import warnings
 from functools import partial
@@ -35,18 +44,34 @@ from hipsluigi.geometry.frames import (
     vec_to_lonlat,
 )
 from hipsluigi.geometry.sky import cap_of_vectors
+from hipsluigi.geometry.wcs_mapping import pixel_steps
+from hipsluigi.storage.artifacts import escape_text
 from hipsluigi.surveys.base import BadImageError, SurveyImage, caps_intersect
 
 PATTERNS = ("*.fits", "*.fit", "*.fts", "*.fits.gz", "*.fit.gz", "*.fits.fz", "*.fz")
 
 INDEX_COLUMNS = ("path", "hdu", "naxis1", "naxis2", "lon", "lat", "radius", "bunit", "magzp",
-                 "status", "reason")
-_INDEX_DTYPES = (str, int, int, int, float, float, float, str, float, str, str)
+                 "status", "reason", "size", "mtime")
+_INDEX_DTYPES = (str, int, int, int, float, float, float, str, float, str, str, np.int64,
+                 np.int64)
 
 # Pixels converted to float64 at once when the index checks an image's data (32 MiB).
 _BLOCK_PIXELS = 1 << 22
-# The header keywords of the image axes' linear transform, checked before WCSLIB "fixes" them.
-_WCS_NUMBER = re.compile(r"^(?:CRVAL[12]|CRPIX[12]|CDELT[12]|CROTA2|CD[12]_[12]|PC[12]_[12])$")
+# The header keywords holding numbers of the first two axes' WCS (SIP's, which astropy reads,
+# included) and those holding text: checked before WCSLIB "fixes" them.
+_WCS_NUMBER = re.compile(r"^(?:CRVAL[12]|CRPIX[12]|CDELT[12]|CROTA[12]|CD[12]_[12]|PC[12]_[12]"
+                         r"|PV[12]_\d{1,2}|LONPOLE|LATPOLE|EQUINOX|EPOCH|[AB]P?_ORDER"
+                         r"|[AB]P?_\d{1,2}_\d{1,2})$")
+_WCS_TEXT = re.compile(r"^(?:CTYPE[12]|CUNIT[12]|RADESYS|RADECSYS)$")
+# A number as every reader reads it (no Fortran exponent: WCSLIB reads "1.0D2" as "1.0").
+_PLAIN_NUMBER = re.compile(r"^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[Ee][+-]?\d+)?\s*(?:/|$)")
+# Sanity limits of a WCS (degrees): beyond ten turns WCSLIB loses a reference longitude's
+# precision (at 1e20 every pixel gets the same longitude), and wider pixels are garbage.
+_LONGITUDE_LIMIT = 3600.0
+_PIXEL_LIMIT = 30.0
+# The magnitudes a float32 tile pixel holds without overflow or loss of precision.
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _TRUNCATED = re.compile(r"actual file length \((\d+)\) is smaller than the expected size "
                         r"\((\d+)\)")
 _BAD_HEADER = re.compile(r"Error validating header for HDU #(\d+)[^\n]*\n\s*([^\n]*)")
@@ -124,27 +149,46 @@ def _sniff(path: Path) -> str | None:
     return "not a FITS file: it does not start with 'SIMPLE  ='"
 
 
+def _card_text(card: fits.Card) -> str:
+    """A card's value as written (quotes and comment removed), for messages."""
+    try:
+        image = card.image
+    except ValueError as err:  # astropy shows no card it cannot fix (a NUL in the value)
+        return f"<{_one_line(err, 120)}>"
+    return _one_line(image[10:].split("/")[0].strip().strip("'").strip(), 40) or "(no value)"
+
+
 def _header_wcs_problem(header: fits.Header) -> str | None:
     """What makes the first two axes' WCS keywords unusable, read from the header itself.
 
     WCSLIB silently replaces an unparsable CRVAL or CRPIX by 0, a CDELT by 1 and an all-zero
-    CD matrix by the identity, so these are checked before it sees them.
+    CD matrix by the identity, ignores a PV, LONPOLE, LATPOLE or EQUINOX it cannot parse and a
+    CTYPE, CUNIT or RADESYS that is not a string, and takes one of two cards of the same key:
+    so these are checked before it sees them.
     """
     if "CTYPE1" not in header and "CTYPE2" not in header:
         return "no WCS (no CTYPE1/CTYPE2 keywords)"
     values: dict[str, float] = {}
+    seen: dict[str, fits.Card] = {}
     for card in header.cards:
         key = card.keyword
-        if not _WCS_NUMBER.match(key):
+        number, text = _WCS_NUMBER.match(key), _WCS_TEXT.match(key)
+        if not (number or text):
             continue
+        if key in seen:
+            return f"{key} is given twice ({_card_text(seen[key])} and {_card_text(card)})"
+        seen[key] = card
         try:
             value = card.value
         except Exception:  # noqa: BLE001  (astropy refuses unparsable cards such as "NaN")
             value = None
+        if text:
+            if not isinstance(value, str):
+                return f"{key} = {_card_text(card)} is not a string"
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             # astropy may have rewritten an unparsable value as a string: show it bare.
-            text = card.image[10:].split("/")[0].strip().strip("'").strip()
-            return f"{key} = {_one_line(text, 40)} is not a number"
+            return f"{key} = {_card_text(card)} is not a number"
         if not math.isfinite(value):
             return f"{key} = {value} is not finite"
         values[key] = float(value)
@@ -164,10 +208,61 @@ def _header_wcs_problem(header: fits.Header) -> str | None:
     return None
 
 
+def _scaling_problem(header: fits.Header) -> str | None:
+    """What makes ``BSCALE``, ``BZERO`` or ``BLANK`` unusable: not a finite number (an integer
+    for ``BLANK`` of integer pixels), or integer pixels scaled beyond the float32 of the tiles."""
+    scaling = {"BSCALE": 1.0, "BZERO": 0.0}
+    for key in scaling:
+        if key not in header:
+            continue
+        card = header.cards[key]
+        try:
+            value = card.value
+        except Exception:  # noqa: BLE001  (unparsable)
+            value = None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{key} = {_card_text(card)} is not a number"
+        if not math.isfinite(value):
+            return f"{key} = {value} is not finite"
+        scaling[key] = float(value)
+    bitpix = header.get("BITPIX")
+    if not isinstance(bitpix, int) or bitpix <= 0:
+        return None
+    if "BLANK" in header:
+        card = header.cards["BLANK"]
+        try:
+            blank = card.value
+        except Exception:  # noqa: BLE001  (unparsable)
+            blank = None
+        if isinstance(blank, bool) or not isinstance(blank, int):
+            return f"BLANK = {_card_text(card)} is not an integer"
+    largest = abs(scaling["BZERO"]) + abs(scaling["BSCALE"]) * 2.0 ** (bitpix - (bitpix > 8))
+    if largest > _FLOAT32_MAX:
+        return (f"BSCALE = {scaling['BSCALE']:g}, BZERO = {scaling['BZERO']:g} scale pixels "
+                f"up to {largest:.3g}, beyond the float32 range of the tiles")
+    return None
+
+
+def _wcslib_header(header: fits.Header) -> fits.Header:
+    """The header as WCSLIB must see it: WCS numbers not written plainly (a Fortran ``D``
+    exponent, which FITS allows and WCSLIB reads as the digits before the ``D``; blanks after
+    the sign) rewritten with the value astropy reads, the FITS standard's."""
+    fixed = None
+    for k, card in enumerate(header.cards):
+        if (_WCS_NUMBER.match(card.keyword) and not _PLAIN_NUMBER.match(card.image[10:])
+                and isinstance(card.value, (int, float)) and not isinstance(card.value, bool)):
+            if fixed is None:
+                fixed = header.copy()
+            # A new card: setting the same value again would keep the card's text.
+            del fixed[k]
+            fixed.insert(k, fits.Card(card.keyword, card.value, card.comment))
+    return header if fixed is None else fixed
+
+
 def _celestial_wcs(header: fits.Header, hdul: fits.HDUList | None = None) -> WCS:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
-        return WCS(header, fobj=hdul).celestial
+        return WCS(_wcslib_header(header), fobj=hdul).celestial
 
 
 def _image_wcs(header: fits.Header, hdul: fits.HDUList) -> WCS:
@@ -178,7 +273,7 @@ def _image_wcs(header: fits.Header, hdul: fits.HDUList) -> WCS:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            full = WCS(header, fobj=hdul)
+            full = WCS(_wcslib_header(header), fobj=hdul)
     except Exception as err:  # noqa: BLE001  (WCSLIB's errors come in many classes)
         raise _Unusable(f"invalid WCS ({type(err).__name__}: {_one_line(err)})") from None
     lng, lat = full.wcs.lng, full.wcs.lat
@@ -188,7 +283,13 @@ def _image_wcs(header: fits.Header, hdul: fits.HDUList) -> WCS:
     if sorted((lng, lat)) != [0, 1]:
         raise _Unusable(f"the celestial axes are axes {min(lng, lat) + 1} and "
                          f"{max(lng, lat) + 1}, not the image's first two")
-    return _celestial_wcs(header, hdul)
+    crval = float(full.wcs.crval[lng])  # degrees, whatever CUNIT
+    if not abs(crval) <= _LONGITUDE_LIMIT:
+        raise _Unusable(f"CRVAL{lng + 1} = {crval:.6g} degrees of longitude, beyond "
+                        f"+/-{_LONGITUDE_LIMIT:g}: WCSLIB cannot place the image precisely")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        return full.celestial
 
 
 def footprint_cap(wcs: WCS, shape: tuple[int, int], map_frame: str,
@@ -216,8 +317,20 @@ def footprint_cap(wcs: WCS, shape: tuple[int, int], map_frame: str,
     Raises
     ------
     ValueError
-        If no sampled pixel maps to the sky.
+        If no sampled pixel maps to the sky, if the pixels are more than 30 degrees wide by
+        the WCS's linear part, or 0 or more than 30 degrees along an axis of the image
+        (:func:`~hipsluigi.geometry.wcs_mapping.pixel_steps`), or if the image's frame does
+        not move to the map's.
     """
+    # Near the horizon of a projection, absurd scales give small steps: both are checked.
+    linear = float(np.linalg.svd(wcs.pixel_scale_matrix, compute_uv=False).max())
+    if not linear <= _PIXEL_LIMIT:
+        raise ValueError(f"its pixels are {linear:.3g} degrees wide by the linear part of its "
+                         f"WCS (CDELT with PC, or CD), more than {_PIXEL_LIMIT:g}")
+    steps = [math.degrees(step) for step in pixel_steps(wcs, shape)]
+    if not all(0.0 < step <= _PIXEL_LIMIT for step in steps):
+        raise ValueError(f"its pixels are {steps[0]:.3g} x {steps[1]:.3g} degrees, not within "
+                         f"(0, {_PIXEL_LIMIT:g}]: the WCS collapses or scatters them")
     ny, nx = shape
     edge_x = np.linspace(-0.5, nx - 0.5, samples)
     edge_y = np.linspace(-0.5, ny - 0.5, samples)
@@ -231,8 +344,11 @@ def footprint_cap(wcs: WCS, shape: tuple[int, int], map_frame: str,
     ok = np.isfinite(lon) & np.isfinite(lat)
     if not ok.any():
         raise ValueError("no pixel of the image maps to the sky")
-    rot = rotation_matrix(frame_of_wcs(wcs), astropy_frame(map_frame))
-    vec = lonlat_to_vec(lon[ok], lat[ok]) @ rot.T
+    frame = frame_of_wcs(wcs)
+    vec = lonlat_to_vec(lon[ok], lat[ok]) @ rotation_matrix(frame, astropy_frame(map_frame)).T
+    if not np.isfinite(vec).all():
+        # e.g. an EQUINOX of 1e300 years, which astropy precesses to NaN
+        raise ValueError(f"its frame {_one_line(frame, 80)} does not move to the map's")
     centre, radius = cap_of_vectors(vec)
     # Edges were sampled: widen by one sampling step (plus a pixel) so the cap holds them all.
     step = radius * 2.0 / (samples - 1)
@@ -260,16 +376,22 @@ def _check_last_row(hdu, shape: tuple[int, int]) -> None:
 
 
 def _check_pixels(hdu, shape: tuple[int, int]) -> None:
-    """Read an HDU's pixels by blocks of rows; :class:`_Unusable` if every one is blank.
+    """Read an HDU's pixels by blocks of rows; :class:`_Unusable` if every one is blank, if
+    its scaling is unusable (:func:`_scaling_problem`), or if the values read do not fit the
+    tiles' float32 (one beyond its largest value would be infinite there, and an image whose
+    largest value is below its normal range would be zeros or a few digits).
 
     Compressed HDUs are decompressed to the end (a corrupt tile raises); plain ones stop at
     the first block holding a value (:func:`_check_last_row` has seen that they are whole).
     """
+    problem = _scaling_problem(hdu.header)
+    if problem:
+        raise _Unusable(problem)
     ny, nx = shape
     lead = (0,) * (len(hdu.shape) - 2)
     scaling = _scaling(hdu.header)
     compressed = isinstance(hdu, fits.CompImageHDU)
-    found = False
+    found, largest = False, 0.0
     step = max(1, _BLOCK_PIXELS // nx)
     if compressed:
         # Whole tiles per block, so that no tile is decompressed twice.
@@ -277,11 +399,23 @@ def _check_pixels(hdu, shape: tuple[int, int]) -> None:
         step = max(1, step // tile_rows) * tile_rows
     for r0 in range(0, ny, step):
         block = hdu.section[lead + (slice(r0, min(r0 + step, ny)), slice(None))]
-        found = found or bool(np.isfinite(physical_pixels(block, *scaling)).any())
+        values = np.abs(physical_pixels(block, *scaling))
+        if np.isfinite(values).any():
+            largest = max(largest, float(np.nanmax(values)))
+            found = True
+        if largest > _FLOAT32_MAX:
+            raise _Unusable(f"pixel values up to {largest:.3g} (rows {r0 + 1}.."
+                             f"{min(r0 + step, ny)}), beyond the float32 of the tiles (at most "
+                             f"{_FLOAT32_MAX:.3g})")
         if found and not compressed:
             break
     if not found:
         raise _Unusable("every pixel is blank (NaN or BLANK)")
+    if 0.0 < largest < _FLOAT32_TINY:
+        # Smaller values only lose what float32 rounding loses anyway, relative to the largest.
+        raise _Unusable(f"pixel values only up to {largest:.3g}: the float32 of the tiles would "
+                         f"hold them as 0 or with few digits (its normal values start at "
+                         f"{_FLOAT32_TINY:.3g})")
 
 
 def _text_key(header: fits.Header, key: str) -> str:
@@ -360,7 +494,7 @@ def _scan_file(path: Path, map_frame: str) -> list[dict]:
     def new_row(hdu: int) -> dict:
         return {"path": str(path), "hdu": hdu, "naxis1": 0, "naxis2": 0, "lon": np.nan,
                 "lat": np.nan, "radius": np.nan, "bunit": "", "magzp": np.nan, "status": "ok",
-                "reason": ""}
+                "reason": "", "size": 0, "mtime": 0}
 
     def skipped(hdu: int, reason: str) -> dict:
         row = new_row(hdu)
@@ -406,6 +540,34 @@ def _scan_file(path: Path, map_frame: str) -> list[dict]:
     return rows
 
 
+def survey_files(folder: str | Path) -> list[tuple[Path, os.stat_result]]:
+    """The files of ``folder`` (not recursive) matching :data:`PATTERNS`, sorted, each with
+    its ``stat`` (symbolic links followed); ``ValueError`` if ``folder`` is not a folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"[hips] survey_path {str(folder)!r} is not a folder")
+    files = []
+    for path in sorted({p for pattern in PATTERNS for p in folder.glob(pattern)}):
+        try:
+            info = path.stat()
+        except OSError:
+            continue  # gone since the listing, or a dangling link: not an input
+        if not os.path.isdir(path):
+            files.append((path, info))
+    return files
+
+
+def listing_fingerprint(folder: str | Path) -> str:
+    """Identifies the inputs of ``folder``: a SHA-1 (hex) of the names, sizes and modification
+    times (ns) of :func:`survey_files`. It changes when a file is added, removed, renamed or
+    rewritten; the survey index records it and is redone when it differs."""
+    digest = hashlib.sha1()
+    for path, info in survey_files(folder):
+        digest.update(os.fsencode(path.name) + b"\0")
+        digest.update(f"{info.st_size} {info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def scan_folder(folder: str | Path, map_frame: str) -> Table:
     """Index every FITS file in ``folder`` (not recursive), one row per image HDU.
 
@@ -423,31 +585,32 @@ def scan_folder(folder: str | Path, map_frame: str) -> Table:
         (0-based HDU index; -1 when the file as a whole is unusable), ``naxis1``, ``naxis2``
         (pixels), ``lon``, ``lat`` (cap centre in the map frame, degrees), ``radius``
         (radians), ``bunit`` (the HDU's ``BUNIT``, ``''`` if none), ``magzp`` (``MAGZP``, NaN
-        if none), ``status`` (``ok`` or ``skipped``) and ``reason`` (one line saying why it
-        was skipped, naming the HDU when it is about one).
+        if none), ``status`` (``ok`` or ``skipped``), ``reason`` (one line saying why it
+        was skipped, naming the HDU when it is about one), ``size`` (the file's bytes) and
+        ``mtime`` (its modification time, ns since the epoch) when it was listed.
 
     Raises
     ------
     ValueError
         If ``folder`` is not a folder. A bad file never raises: it is a ``skipped`` row.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"[hips] survey_path {str(folder)!r} is not a folder")
-    paths = sorted({p for pattern in PATTERNS for p in folder.glob(pattern) if p.is_file()})
     rows = []
-    for path in paths:
+    for path, info in survey_files(folder):
         try:
-            rows.extend(_scan_file(path, map_frame))
+            found = _scan_file(path, map_frame)
         except Exception as err:  # noqa: BLE001  (a bad file is reported, never fatal)
-            rows.append({"path": str(path), "hdu": -1, "naxis1": 0, "naxis2": 0,
-                         "lon": np.nan, "lat": np.nan, "radius": np.nan, "bunit": "",
-                         "magzp": np.nan, "status": "skipped",
-                         "reason": f"{type(err).__name__}: {_one_line(err)}"})
+            found = [{"path": str(path), "hdu": -1, "naxis1": 0, "naxis2": 0,
+                      "lon": np.nan, "lat": np.nan, "radius": np.nan, "bunit": "",
+                      "magzp": np.nan, "status": "skipped",
+                      "reason": f"{type(err).__name__}: {_one_line(err)}"}]
+        for row in found:
+            row.update(size=int(info.st_size), mtime=int(info.st_mtime_ns))
+        rows.extend(found)
     rows.sort(key=lambda r: (r["path"], r["hdu"]))
     if not rows:
         return Table(names=INDEX_COLUMNS, dtype=_INDEX_DTYPES)
-    return Table(rows=[[r[n] for n in INDEX_COLUMNS] for r in rows], names=INDEX_COLUMNS)
+    return Table(rows=[[r[n] for n in INDEX_COLUMNS] for r in rows], names=INDEX_COLUMNS,
+                 dtype=_INDEX_DTYPES)
 
 
 def _load(path: str, hdu: int) -> np.ndarray:
@@ -464,6 +627,17 @@ def _load(path: str, hdu: int) -> np.ndarray:
                             f"({type(err).__name__}: {_one_line(err)})") from None
 
 
+def _gone_or_unreadable(path: str, hdu: int, err: Exception) -> str:
+    """Why an indexed image cannot be opened at mosaic time, naming it (the name as it is:
+    whoever shows or stores the reason escapes it)."""
+    name = f"{path}[{hdu}]"
+    if not os.path.exists(path):
+        return (f"{name}: the file is gone since the survey was indexed; the next run "
+                "refreshes the index")
+    return (f"{name}: cannot read its header since the survey was indexed "
+            f"({type(err).__name__}: {_one_line(err)}); the next run refreshes the index")
+
+
 class FitsFolderSurvey:
     """The images of a :func:`scan_folder` index (its ``ok`` rows), as a :class:`Survey`.
 
@@ -473,10 +647,19 @@ class FitsFolderSurvey:
         The index :func:`scan_folder` made.
     map_frame : str
         The map's frame (the frame of the index's caps).
+
+    Attributes
+    ----------
+    rows : astropy.table.Table
+        The index's ``ok`` rows, in the order of :meth:`touching`'s indices.
+    skipped : dict of str to str
+        Image key -> reason, for indexed images whose file could no longer be opened when
+        :meth:`images_touching` read their WCS (deleted or rewritten since the index was made).
     """
 
     def __init__(self, index: Table, map_frame: str):
-        good = index[index["status"] == "ok"]
+        good = index[np.asarray(index["status"]) == "ok"]
+        self.rows = good
         self.paths = [str(p) for p in good["path"]]
         self.hdus = [int(k) for k in good["hdu"]]
         self.shapes = [(int(ny), int(nx)) for nx, ny in zip(good["naxis1"], good["naxis2"],
@@ -485,17 +668,43 @@ class FitsFolderSurvey:
                                      np.asarray(good["lat"], dtype=float)).reshape(-1, 3)
         self.radii = np.asarray(good["radius"], dtype=float)
         self.map_frame = map_frame
+        self.skipped: dict[str, str] = {}
+
+    def touching(self, centre: np.ndarray, radius: float) -> np.ndarray:
+        """Indices (into the ``ok`` rows) of the images whose cap meets the cap
+        ``(centre, radius)`` (map frame, radians)."""
+        if len(self.paths) == 0:
+            return np.zeros(0, dtype=np.intp)
+        return np.flatnonzero(caps_intersect(self.centres, self.radii, centre, radius))
 
     def images_touching(self, centre: np.ndarray, radius: float) -> list[SurveyImage]:
         """The images whose cap meets the cap ``(centre, radius)`` (map frame, radians).
 
         Each image's WCS is read now, its pixels when the mosaic loads them. Keys are
-        ``path[hdu]``.
+        ``path[hdu]``. An image whose file cannot be opened any more is left out, with the
+        reason in :attr:`skipped`.
         """
-        if len(self.paths) == 0:
-            return []
-        hit = np.flatnonzero(caps_intersect(self.centres, self.radii, centre, radius))
-        return [self._image(k) for k in hit]
+        images = []
+        for k in self.touching(centre, radius):
+            try:
+                images.append(self._image(k))
+            except Exception as err:  # noqa: BLE001  (one lost input never stops the plate)
+                path, hdu = self.paths[k], self.hdus[k]
+                self.skipped[f"{path}[{hdu}]"] = _gone_or_unreadable(path, hdu, err)
+        return images
+
+    def inputs_id(self, centre: np.ndarray, radius: float, extra: str = "") -> str:
+        """Identifies what a plate mosaic of the cap ``(centre, radius)`` is made from: a
+        SHA-1 (hex) of the index rows of the images touching it (every column, files' sizes
+        and modification times included) and of ``extra``. A mosaic whose id differs from
+        the current index's is out of date."""
+        digest = hashlib.sha1(extra.encode("utf-8", "surrogateescape"))
+        columns = self.rows.colnames
+        for k in self.touching(centre, radius):
+            row = self.rows[int(k)]
+            text = "\t".join(escape_text(str(row[c])) for c in columns)
+            digest.update(text.encode() + b"\n")
+        return digest.hexdigest()
 
     def _image(self, k: int) -> SurveyImage:
         path, hdu = self.paths[k], self.hdus[k]

@@ -10,6 +10,7 @@ appear atomically.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -198,17 +199,83 @@ class TileWriter:
         header, data = self._parts(npix, tile)
         return header + data.tobytes() + self.padding
 
-    def write(self, path, npix: int, tile: np.ndarray) -> None:
-        """Write the FITS file of tile ``npix`` to ``path`` in one system call.
+    @property
+    def file_size(self) -> int:
+        """Bytes in every tile file of this writer: header, data and padding to 2880."""
+        return len(self.header) + self.width * self.width * 4 + len(self.padding)
+
+    def write(self, path, npix: int, tile: np.ndarray) -> int:
+        """Write the FITS file of tile ``npix`` to ``path``, in one system call unless the
+        disk takes fewer bytes, and return its size in bytes (:attr:`file_size`).
 
         Not atomic by itself: give it a temporary path (see :func:`write_plate_tiles`).
+
+        Raises
+        ------
+        OSError
+            Naming ``path`` and how much was written, when the disk refuses the rest (ENOSPC
+            after a short write on a full disk).
         """
         header, data = self._parts(npix, tile)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.writev(fd, [header, memoryview(data).cast("B"), self.padding])
+            write_all(fd, [header, memoryview(data).cast("B"), self.padding], path)
         finally:
             os.close(fd)
+        return self.file_size
+
+
+def write_all(fd: int, buffers: Sequence, name: object = "") -> int:
+    """Write every byte of ``buffers`` to file descriptor ``fd`` with ``os.writev``.
+
+    A short count (the disk took only part: a full disk, a signal) is followed by another call
+    for the rest, which then succeeds or raises the real error.
+
+    Parameters
+    ----------
+    fd : int
+        An open file descriptor.
+    buffers : sequence of bytes-like
+        Written in order, as one stream.
+    name : object, optional
+        The file, for error messages.
+
+    Returns
+    -------
+    int
+        The bytes written, the total of ``buffers``.
+
+    Raises
+    ------
+    OSError
+        The system's error (``ENOSPC`` ...), with ``name`` and how many bytes were written.
+    """
+    pending = [view for view in (memoryview(b).cast("B") for b in buffers) if len(view)]
+    total = sum(len(view) for view in pending)
+    done = 0
+    while pending:
+        try:
+            n = os.writev(fd, pending)
+        except OSError as err:
+            raise OSError(err.errno, f"{name}: {err.strerror} after {done} of {total} bytes"
+                          ) from err
+        if n <= 0:  # a regular file never does this; never loop on it
+            raise OSError(errno.EIO, f"{name}: write took no byte after {done} of {total}")
+        done += n
+        while n:
+            if n >= len(pending[0]):
+                n -= len(pending.pop(0))
+            else:
+                pending[0] = pending[0][n:]
+                n = 0
+    return total
+
+
+def tile_file_size(order: int, tile_width: int, frame: str, cards: Sequence[tuple] = ()
+                   ) -> int:
+    """Bytes in every FITS tile file of ``order`` (see :class:`TileWriter`), for checking
+    tiles on disk."""
+    return TileWriter(order, tile_width, frame, cards).file_size
 
 
 def _card(key: str, value, comment: str) -> bytes:
@@ -227,7 +294,7 @@ def _card(key: str, value, comment: str) -> bytes:
 
 def write_plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int, frame: str,
                       path_of: Callable[[int], object], *,
-                      write_file: Callable[[object, Callable[[object], None]], None],
+                      write_file: Callable[[object, Callable[[object], int]], None],
                       threads: int = 2, cards: Sequence[tuple] = ()) -> list[int]:
     """Write every FITS tile of an unpadded plate that holds a finite pixel.
 
@@ -244,8 +311,9 @@ def write_plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int, frame:
     path_of : callable
         ``path_of(npix)`` is the file of tile ``npix``.
     write_file : callable
-        ``write_file(path, write)`` must call ``write(tmp)`` on a temporary file and move it to
-        ``path`` (``hipsluigi.storage.atomic.write_atomic``).
+        ``write_file(path, write)`` must call ``write(tmp)`` on a temporary file, check that
+        the file holds the number of bytes ``write`` returns, and move it to ``path``
+        (``hipsluigi.storage.atomic.write_atomic``).
     threads : int, optional
         Files are written from this many threads (the copies and the writes release the GIL),
         each with its own :class:`TileWriter`.

@@ -76,3 +76,39 @@ def test_a_unit_card_fits_cannot_hold_is_refused_naming_it(hips):
     spec, folder, tiles, stretch = hips
     with pytest.raises(ValueError, match="MAGZP"):
         write_hips_metadata(spec, folder, tiles, stretch, units={"MAGZP": float("inf")})
+
+
+def test_tile_file_problem_says_what_is_wrong_from_the_size(tmp_path):
+    from hipsluigi.metadata.build import tile_file_problem
+
+    size = TileWriter(1, WIDTH, "galactic").file_size
+    whole, cut, empty = tmp_path / "whole.fits", tmp_path / "cut.fits", tmp_path / "empty.png"
+    whole.write_bytes(b"\0" * size)
+    cut.write_bytes(b"\0" * 4096)
+    empty.write_bytes(b"")
+    assert tile_file_problem(whole, size) is None
+    assert tile_file_problem(cut, size) == f"4096 bytes, expected {size}"
+    assert tile_file_problem(tmp_path / "gone.fits", size) == "missing"
+    assert tile_file_problem(empty, None) == "empty"
+    assert tile_file_problem(whole, None) is None  # a PNG: any non-empty size
+
+
+def test_every_unreadable_tile_is_named_and_nothing_is_written(hips):
+    """The issue's case (a FITS tile cut at 4,096 bytes: astropy's 'cannot reshape ...'),
+    a FITS tile of another width and a PNG that is not one, all named at once."""
+    from hipsluigi.metadata.build import UnreadableTiles
+
+    spec, folder, tiles, stretch = hips
+    cut = folder / tile_relpath(1, 7, "fits")
+    cut.write_bytes(cut.read_bytes()[:4096])
+    small = folder / tile_relpath(1, 30, "fits")
+    TileWriter(1, WIDTH // 2, spec.frame).write(small, 30, np.ones((32, 32), np.float32))
+    garbage = folder / tile_relpath(0, 3, "png")
+    garbage.write_bytes(b"\0" * 100)
+    with pytest.raises(UnreadableTiles) as err:
+        write_hips_metadata(spec, folder, tiles, stretch)
+    assert set(err.value.problems) == {cut, small, garbage}
+    assert "truncated: actual file length (4096)" in err.value.problems[cut]
+    assert err.value.problems[small] == f"shape (32, 32), expected {WIDTH} x {WIDTH}"
+    assert str(garbage) in str(err.value) and "3 unreadable tile(s)" in str(err.value)
+    assert not (folder / "properties").exists() and not (folder / "Norder1" / "Allsky.png").exists()

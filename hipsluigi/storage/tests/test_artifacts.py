@@ -142,3 +142,62 @@ def test_check_plate_names_the_file_and_the_reason(tmp_path):
     text.write_text("this is not a FITS file\n")
     with pytest.raises(OSError, match=r"text\.fits: not a readable FITS image"):
         check_plate(text, (8, 16))
+
+
+#: Text no IPAC table, FITS header or FITS string column takes as it is.
+HOSTILE_TEXT = ["plain/ascii.fits", "", "null", " lead and trail ", "a|b", "back\\slash \\n",
+                "new\nline\r\t", "caf\u00e9 \u96ea \U0001f600", "\udcff\udcfe not utf-8",
+                "\x00\x7f\x1b"]
+
+
+def test_any_text_round_trips_through_escaping_as_one_printable_ascii_line():
+    for text in HOSTILE_TEXT:
+        escaped = artifacts.escape_text(text)
+        assert escaped.isascii() and escaped.isprintable() and "|" not in escaped, text
+        assert escaped == escaped.strip(" "), text
+        assert artifacts.unescape_text(escaped) == text
+    assert artifacts.escape_text("plain/ascii.fits") == "plain/ascii.fits"
+
+
+def test_survey_index_and_rejects_keep_any_name_and_reason(tmp_path):
+    paths = [f"/in/{t}.fits" for t in HOSTILE_TEXT]
+    index = Table({"path": paths, "hdu": np.arange(len(paths)),
+                   "status": ["ok", "skipped"] * (len(paths) // 2),
+                   "reason": HOSTILE_TEXT, "lon": np.linspace(0, 1, len(paths))})
+    artifacts.write_survey_index(tmp_path / "index.tbl", index, listing="abc123")
+    artifacts.write_rejects(tmp_path / "rejects.tbl", index)
+    for name in ("index.tbl", "rejects.tbl"):
+        raw = (tmp_path / name).read_bytes()
+        assert raw.isascii() and raw.count(b"\n") == 4 + (name == "index.tbl") + (
+            len(paths) if name == "index.tbl" else len(paths) // 2)
+
+    back = artifacts.read_survey_index(tmp_path / "index.tbl")
+    rejects = artifacts.read_rejects(tmp_path / "rejects.tbl")
+
+    assert list(back["path"]) == paths and list(back["reason"]) == HOSTILE_TEXT
+    assert artifacts.read_survey_listing(tmp_path / "index.tbl") == "abc123"
+    assert list(rejects["path"]) == paths[1::2]
+    assert list(rejects["reason"]) == HOSTILE_TEXT[1::2]
+    assert list(rejects["hdu"]) == list(range(1, len(paths), 2))
+
+
+def test_plate_mosaic_keeps_any_image_name_and_skip_reason(tmp_path):
+    path = tmp_path / "mosaic.fits"
+    header = fits.Header([("CTYPE1", "GLON-HPX"), ("CTYPE2", "GLAT-HPX")])
+    names = [f"/in/{t}.fits[0]" for t in HOSTILE_TEXT]
+    planes = {name: (float(k), 0.5, -0.5) for k, name in enumerate(names)}
+    skipped = {name + "x": f"{name}: {text}" for name, text in zip(names, HOSTILE_TEXT,
+                                                                      strict=True)}
+    artifacts.write_plate_mosaic(path, np.zeros((2, 2), np.float32), header, names, skipped,
+                                 planes, inputs="f" * 40)
+
+    assert artifacts.read_image_planes(path) == planes
+    assert artifacts.read_skipped_images(path) == skipped
+    assert artifacts.read_mosaic_inputs(path) == "f" * 40
+    written = artifacts.read_plate_header(path)
+    assert written["NSKIPPED"] == len(skipped)
+    history = "".join(str(written["HISTORY"]).split())
+    for reason in skipped.values():
+        assert "".join(f"skipped {artifacts.escape_text(reason)}".split()) in history
+    artifacts.write_plate_mosaic(path, np.zeros((2, 2), np.float32), header, [], {}, {})
+    assert artifacts.read_skipped_images(path) == {} and artifacts.read_mosaic_inputs(path) is None

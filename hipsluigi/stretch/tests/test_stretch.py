@@ -6,7 +6,17 @@ import pytest
 from scipy.special import ndtr, ndtri
 
 from hipsluigi.stretch.histogram import PixelHistogram, histogram_of
-from hipsluigi.stretch.stretch import STRETCH_KINDS, Stretch, make_stretch, parse_level
+from hipsluigi.stretch.stretch import (
+    DEFAULT_LEVELS,
+    STRETCH_KINDS,
+    Level,
+    Stretch,
+    level_texts,
+    levels_inverted,
+    make_stretch,
+    parse_level,
+    read_level,
+)
 
 # One pixel in each of 100 bins over [0, 100]: the N-th percentile is exactly N, the median
 # 50 and sigma = (P84 - P16) / 2 = 34.
@@ -45,6 +55,44 @@ def test_parse_level_follows_montage_syntax(text, expected):
 def test_parse_level_rejects_anything_else_naming_the_text(text):
     with pytest.raises(ValueError, match=re.escape(repr(text))):
         parse_level(text, UNIFORM)
+
+
+@pytest.mark.parametrize(("text", "kind", "number"), [
+    ("3.5", "value", 3.5), (" -1e2 ", "value", -100.0), ("99.5 %", "percentile", 99.5),
+    ("min", "percentile", 0.0), ("MAX", "percentile", 100.0), (" med ", "percentile", 50.0),
+    ("-2s", "sigma", -2.0), ("  2 S ", "sigma", 2.0),
+])
+def test_read_level_parses_without_data(text, kind, number):
+    assert read_level(text) == Level(kind, number)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "5%%", "101%", "-1%", "nan", "1e999", "1 2"])
+def test_read_level_rejects_what_parse_level_rejects(text):
+    with pytest.raises(ValueError, match=re.escape(repr(text))):
+        read_level(text)
+
+
+@pytest.mark.parametrize(("lo", "hi"), [
+    ("99%", "1%"), ("5", "2"), ("3", "3"), ("1s", "-2s"), ("max", "min"), ("max", "99%"),
+    ("med", "50%"),
+])
+def test_levels_of_one_kind_at_or_above_the_white_level_are_inverted_on_any_data(lo, hi):
+    assert levels_inverted(read_level(lo), read_level(hi))
+    # ... as the data's own levels show, on two quite different histograms
+    for hist in (UNIFORM, NORMAL):
+        assert parse_level(lo, hist) >= parse_level(hi, hist)
+
+
+@pytest.mark.parametrize(("lo", "hi"), [
+    ("1%", "99%"), ("2", "5"), ("-2s", "max"), ("5", "1%"), ("-2s", "3"), ("min", "1s"),
+])
+def test_ordered_levels_or_levels_whose_order_depends_on_the_data_are_not_inverted(lo, hi):
+    assert not levels_inverted(read_level(lo), read_level(hi))
+
+
+def test_level_texts_fill_empty_levels_with_the_kind_defaults():
+    assert level_texts("linear", "", " 90 ") == (DEFAULT_LEVELS["linear"][0], "90")
+    assert level_texts(" Gaussian-Log ", "-1s") == ("-1s", DEFAULT_LEVELS["gaussian-log"][1])
 
 
 def test_default_levels_are_montage_minus_2_sigma_to_max_for_gaussian_kinds():

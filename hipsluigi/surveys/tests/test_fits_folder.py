@@ -473,3 +473,49 @@ def test_error_and_quality_planes_beside_a_science_image_are_not_used(tmp_path):
     assert list(index["status"]) == ["ok", "skipped", "skipped"]
     assert index["reason"][1].startswith("HDU 2: EXTNAME 'ERR' is an auxiliary plane")
     assert index["reason"][2].startswith("HDU 3: EXTNAME 'DQ' is an auxiliary plane")
+
+
+def test_an_image_gone_since_indexing_is_skipped_with_the_reason(tmp_path):
+    from hipsluigi.geometry.frames import lonlat_to_vec
+
+    data, header = _m13()
+    names = ["stays.fits", "gone\n\u00e9.fits"]
+    for name in names:
+        fits.writeto(tmp_path / name, data, header)
+    index = scan_folder(tmp_path, "equatorial")
+    (tmp_path / names[1]).unlink()
+    survey = FitsFolderSurvey(index, "equatorial")
+    centre = lonlat_to_vec(float(index["lon"][0]), float(index["lat"][0])).reshape(3)
+
+    images = survey.images_touching(centre, 0.01)
+
+    assert [image.key for image in images] == [f"{tmp_path / names[0]}[0]"]
+    key = f"{tmp_path / names[1]}[0]"
+    assert list(survey.skipped) == [key]
+    assert survey.skipped[key] == (f"{key}: the file is gone since the survey was indexed; "
+                                   "the next run refreshes the index")
+
+
+def test_listing_fingerprint_changes_when_a_file_is_added_removed_or_rewritten(tmp_path):
+    import os
+
+    from hipsluigi.surveys.fits_folder import listing_fingerprint
+
+    data, header = _m13()
+    fits.writeto(tmp_path / "a.fits", data, header)
+    (tmp_path / "notes.txt").write_text("not an input")
+    seen = [listing_fingerprint(tmp_path)]
+    (tmp_path / "notes.txt").write_text("still not an input")
+    assert listing_fingerprint(tmp_path) == seen[0]
+    fits.writeto(tmp_path / "b\n.fits", data, header)           # added
+    seen.append(listing_fingerprint(tmp_path))
+    os.utime(tmp_path / "a.fits", ns=(1, 1))                      # rewritten (same size)
+    seen.append(listing_fingerprint(tmp_path))
+    (tmp_path / "b\n.fits").rename(tmp_path / "c.fits")           # renamed
+    seen.append(listing_fingerprint(tmp_path))
+    (tmp_path / "c.fits").unlink()                                # removed
+    seen.append(listing_fingerprint(tmp_path))
+    assert len(set(seen)) == len(seen)
+    index = scan_folder(tmp_path, "equatorial")
+    info = (tmp_path / "a.fits").stat()
+    assert (int(index["size"][0]), int(index["mtime"][0])) == (info.st_size, 1)

@@ -1,5 +1,6 @@
 """Cutting tiles and writing them."""
 
+import errno
 import io
 import os
 
@@ -138,3 +139,62 @@ def test_bad_cards_are_refused_before_any_tile_is_written(tmp_path, cards, why):
     with pytest.raises(ValueError, match=why):
         TileWriter(1, 16, "galactic", cards=cards)
 
+
+
+# -- a disk that takes part of a write -----------------------------------------------------------
+
+class Disk:
+    """``os.writev`` of a disk that takes at most ``chunk`` bytes a call, and ``free`` bytes in
+    all (then ENOSPC), as Linux does on a full disk."""
+
+    def __init__(self, chunk: int = 1 << 30, free: int = 1 << 30):
+        self.real, self.chunk, self.free, self.calls = os.writev, chunk, free, 0
+
+    def __call__(self, fd, buffers):
+        self.calls += 1
+        if self.free <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        data = b"".join(bytes(memoryview(b).cast("B")) for b in buffers)
+        n = os.write(fd, data[:min(self.chunk, self.free)])
+        self.free -= n
+        return n
+
+
+def _tile(seed: int = 0) -> np.ndarray:
+    tile = np.random.default_rng(seed).normal(size=(64, 64)).astype(np.float32)
+    tile[:4, :9] = np.nan
+    return tile
+
+
+def test_a_write_the_disk_cuts_short_is_finished(tmp_path, monkeypatch):
+    writer, tile = TileWriter(2, 64, "galactic"), _tile()
+    disk = Disk(chunk=4096)
+    monkeypatch.setattr(os, "writev", disk)
+    size = writer.write(tmp_path / "Npix9.fits", 9, tile)
+    expected = writer.tile_bytes(9, tile)
+    assert (tmp_path / "Npix9.fits").read_bytes() == expected and size == len(expected)
+    assert disk.calls == -(-len(expected) // 4096)  # 4,096 bytes a call, then the rest
+
+
+def test_a_full_disk_raises_enospc_naming_the_file_and_what_was_written(tmp_path, monkeypatch):
+    writer = TileWriter(2, 64, "galactic")
+    monkeypatch.setattr(os, "writev", Disk(free=4096))
+    path = tmp_path / "Npix9.fits"
+    with pytest.raises(OSError, match=f"{path}: .* after 4096 of {writer.file_size} bytes") as err:
+        writer.write(path, 9, _tile())
+    assert err.value.errno == errno.ENOSPC
+
+
+def test_a_write_that_takes_no_byte_raises_instead_of_looping(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "writev", lambda fd, buffers: 0)
+    with pytest.raises(OSError, match="write took no byte after 0 of"):
+        TileWriter(2, 64, "galactic").write(tmp_path / "Npix9.fits", 9, _tile())
+
+
+@pytest.mark.parametrize("cards", [(), UNIT_CARDS])
+def test_tile_file_size_is_the_size_of_astropys_file(cards):
+    from hipsluigi.tiles.cut import tile_file_size
+
+    for order in (0, 3):
+        expected = len(_astropy_bytes(_tile(order), order, 5, "galactic", cards))
+        assert tile_file_size(order, 64, "galactic", cards) == expected

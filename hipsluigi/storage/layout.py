@@ -87,9 +87,7 @@ class StorageLayout:
     def download_dir(self, u: int) -> Path:
         """``<unit u>/_downloads``: survey files fetched from an archive, shared by every map
         on the unit."""
-        if not 0 <= u < len(self.units):
-            raise ValueError(f"storage unit {u} outside 0..{len(self.units) - 1}")
-        return Path(self.units[u]) / "_downloads"
+        return self.unit(u).parent / "_downloads"
 
     @property
     def images_table(self) -> Path:

@@ -5,6 +5,8 @@
 """
 
 from hipsluigi.execution import SlurmTask, install_indexed_scheduler
+from hipsluigi.pipeline.colour import ColourPNGs
+from hipsluigi.pipeline.report import QAReport
 from hipsluigi.pipeline.settings import hips, install_command_line_checks, synthetic
 from hipsluigi.pipeline.tasks import (
     AllMaps,
@@ -31,11 +33,11 @@ from hipsluigi.pipeline.tasks import (
 install_indexed_scheduler()  # --local-scheduler runs of any size: see hipsluigi.execution
 install_command_line_checks()  # bad names and settings: one line, before any task runs
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
-    "AllMaps", "AllSkyFITS", "AllSkyPNGs", "BackgroundModel", "CorrectPlate", "HiPSMetadata",
-    "HipsTask", "Histogram", "OverlapFit", "PlateHistogram", "PlateList", "PlateMosaic",
-    "PlatePNGs", "PlateTable", "PlateTask", "PlateTiles", "Setup", "ShrinkPlate", "SlurmTask",
-    "SurveyIndex", "hips", "synthetic",
+    "AllMaps", "AllSkyFITS", "AllSkyPNGs", "BackgroundModel", "ColourPNGs", "CorrectPlate",
+    "HiPSMetadata", "HipsTask", "Histogram", "OverlapFit", "PlateHistogram", "PlateList",
+    "PlateMosaic", "PlatePNGs", "PlateTable", "PlateTask", "PlateTiles", "QAReport", "Setup",
+    "ShrinkPlate", "SlurmTask", "SurveyIndex", "hips", "synthetic",
 ]

@@ -35,6 +35,9 @@ SURVEYS = ("synthetic", "fits", "healpix", "wise")
 BACKGROUNDS = ("global", "plate", "none")
 BACKGROUND_FITS = ("levels", "slopes")
 EXECUTORS = ("local", "slurm", "dryrun")
+#: The HiPS standard's obs_regime words (HiPS 1.0, 4.4.1; Hipsgen's list), or empty.
+OBS_REGIMES = ("", "Radio", "Millimeter", "Infrared", "Optical", "UV", "EUV", "X-ray",
+               "Gamma-ray")
 REPROJECTIONS = ("interp", "reproject_interp", "reproject_exact", "reproject_adaptive")
 STRETCHES = ("gaussian-log", "gaussian", "linear", "log", "sqrt", "asinh")
 MAP_FRAMES = tuple(HIPS_FRAMES)
@@ -185,6 +188,18 @@ class MapSpec:
                                                 "0..order; empty: min(3, order)")
     title: str = setting("", "obs_title; empty: the map name")
     creator_did: str = setting("", "creator_did; empty: ivo://hipsluigi/P/<name>")
+    obs_description: str = setting("", "properties obs_description; empty: the survey's")
+    prov_progenitor: str = setting("", "properties prov_progenitor, the original data; empty: "
+                                       "the survey's")
+    obs_regime: str = setting("", "properties obs_regime; empty: the survey's", OBS_REGIMES)
+    em_min: float | None = setting(None, "properties em_min, shortest wavelength in metres; "
+                                         "empty: the survey's")
+    em_max: float | None = setting(None, "properties em_max, longest wavelength in metres; "
+                                         "empty: the survey's")
+    t_min: float | None = setting(None, "properties t_min, start of the observations, MJD; "
+                                        "empty: the survey's (fits: DATE-OBS or MJD-OBS)")
+    t_max: float | None = setting(None, "properties t_max, end of the observations, MJD; "
+                                        "empty: the survey's")
     synthetic: SyntheticSpec = field(default_factory=SyntheticSpec,
                                      metadata={"doc": "the [synthetic] section"})
 
@@ -280,8 +295,16 @@ class MapSpec:
                                 f"below the white level")
 
     def _check_metadata(self) -> None:
-        if "\n" in self.title or "\r" in self.title:
-            raise SettingsError(f"[hips] title = {self.title!r}: must be one line")
+        for key in ("title", "obs_description", "prov_progenitor"):
+            if "\n" in getattr(self, key) or "\r" in getattr(self, key):
+                raise SettingsError(f"[hips] {key} = {getattr(self, key)!r}: must be one line")
+        for low, high in (("em_min", "em_max"), ("t_min", "t_max")):
+            a, b = getattr(self, low), getattr(self, high)
+            if low == "em_min" and any(v is not None and v <= 0 for v in (a, b)):
+                raise SettingsError(f"[hips] {low}, {high} = {a}, {b}: wavelengths in metres "
+                                    "must be > 0")
+            if a is not None and b is not None and a > b:
+                raise SettingsError(f"[hips] {low} = {a} is above {high} = {b}")
         did = self.creator_did
         if did and (not did.startswith("ivo://") or len(did) <= len("ivo://")
                     or any(c.isspace() for c in did)):
@@ -315,19 +338,29 @@ class MapSpec:
     def obs_title(self) -> str:
         return self.title or self.name
 
+    @property
+    def metadata_settings(self) -> dict:
+        """The settings that only describe the map (its ``properties``), not its pixels."""
+        return {key: getattr(self, key) for key in METADATA_KEYS}
+
     def fingerprint(self) -> dict:
         """The keys that change pixels; a work tree built with other values is refused."""
         data = dataclasses.asdict(self)
         # A dry run's placeholders must never pass for pixels.
         data["dryrun"] = self.executor == "dryrun"
         # wise_service: a mirror serves the same images.
-        for key in ("executor", "stretch", "stretch_min", "stretch_max", "title", "creator_did",
-                    "storage", "wise_service"):
+        for key in ("executor", "stretch", "stretch_min", "stretch_max", "storage",
+                    "wise_service", *METADATA_KEYS):
             data.pop(key)
         return data
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+
+
+#: MapSpec keys that go into ``properties`` only: changing them redoes the metadata only.
+METADATA_KEYS = ("title", "creator_did", "obs_description", "prov_progenitor", "obs_regime",
+                 "em_min", "em_max", "t_min", "t_max")
 
 
 def _plates_in(bounds: tuple[int, int, int, int], nplate: int, duplicates: bool) -> int:

@@ -13,8 +13,10 @@ cat <<MSG
 
 The HiPS is in: $hips
 Look at it:
-  - in a browser: .venv/bin/python -m http.server 8000 -d $hips
-    then open http://localhost:8000/index.html (Aladin Lite, loaded from the CDS site)
+  - in a browser: .venv/bin/hipsluigi serve $* (serves it on 127.0.0.1 and prints the
+    address to open: Aladin Lite, copied next to the map, works offline)
+  - its QA report: $hips/qa/report.html (plots of the stretch, the background, the coverage,
+    the rejected inputs and the time per stage)
   - in Aladin Desktop: File > Open > the HiPS folder (or drag properties onto it)
   - tile by tile: Norder*/Dir*/Npix*.fits (DS9, astropy) and Npix*.png
 MSG

@@ -80,3 +80,32 @@ def chromium():
     if path is None:
         _unavailable("Debian's chromium is not installed (apt-get install chromium)")
     return path
+
+
+@pytest.fixture(scope="session")
+def hipsgen():
+    """The command that runs CDS Hipsgen from Debian's ``aladin`` package (Java)."""
+    jar = Path("/usr/share/java/aladin.jar")
+    if not jar.exists() or shutil.which("java") is None:
+        _unavailable("Debian's aladin package (Hipsgen) is not installed: apt-get install aladin")
+    return ["java", "-Djava.awt.headless=true", "-jar", str(jar), "-hipsgen"]
+
+
+@pytest.fixture(scope="session")
+def hipsgen_lint(hipsgen):
+    """``hipsgen_lint(hips_folder) -> report``: Hipsgen's LINT of a HiPS, failing the test on
+    any warning, error or abort, or unless LINT calls it fully compatible."""
+    import re
+
+    def lint(hips: Path) -> str:
+        done = subprocess.run([*hipsgen, f"out={hips}", "LINT"], capture_output=True,
+                              text=True, timeout=600)
+        report = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)  # colour codes
+        print(report)
+        problems = [line for line in report.splitlines()
+                    if line.startswith(("*WARN*", "*ERROR", "ABORT")) or "Exception" in line]
+        assert not problems, "\n".join(problems)
+        assert "is fully IVOA HiPS 1.0 compatible" in report
+        return report
+
+    return lint

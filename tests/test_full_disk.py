@@ -11,7 +11,9 @@ left, and a rerun after freeing space ends with tiles identical to a clean build
 import errno
 import hashlib
 import json
+import logging
 import os
+import re
 import subprocess
 import warnings
 from pathlib import Path
@@ -127,11 +129,15 @@ class WritevWatch:
 
 
 def _check_failed_run_and_recover(clean: dict, root: Path, watch: WritevWatch, monkeypatch,
-                                  free_space) -> None:
+                                  caplog, free_space) -> None:
     monkeypatch.setattr(os, "writev", watch)
-    assert _build(root) == luigi.LuigiStatusCode.FAILED
+    with caplog.at_level(logging.ERROR, logger="luigi-interface"):
+        assert _build(root) == luigi.LuigiStatusCode.FAILED
     monkeypatch.undo()
     assert watch.short >= 1 and watch.nospace >= 1, "the disk never filled during a tile"
+    # the tile the disk filled in is named, with how much of it was written
+    assert re.search(rf"/\.Npix\d+\.fits\.[-\w]+\.tmp: No space left on device after [1-9]\d* "
+                     rf"of {TILE_BYTES} bytes", caplog.text)
     ntiles, nmanifests = _assert_every_output_whole(root)
     assert 0 < ntiles < sum(k.endswith(".fits") for k in clean), "the run did not fail part-way"
     assert nmanifests > 0
@@ -142,13 +148,13 @@ def _check_failed_run_and_recover(clean: dict, root: Path, watch: WritevWatch, m
 
 
 def test_a_full_tmpfs_fails_the_run_with_every_output_whole_and_a_rerun_completes(
-        clean, tmp_path, monkeypatch):
+        clean, tmp_path, monkeypatch, caplog):
     if os.geteuid() != 0:
         _unavailable("mounting a tmpfs needs root (the injected fault runs as any user)")
     root = tmp_path / "work"
     hips = root / HIPS
     hips.mkdir(parents=True)
-    size = 4 << 20
+    size = 16 << 20  # the tiles, their metadata, the QA report and a copy of Aladin Lite
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
                               str(hips)], capture_output=True, text=True)
     if mounted.returncode != 0:
@@ -159,17 +165,19 @@ def test_a_full_tmpfs_fails_the_run_with_every_output_whole_and_a_rerun_complete
         ballast = hips / "ballast"
         with open(ballast, "wb") as f:
             f.write(b"\0" * (size - (25 * 5 + 2) * 4096))
-        _check_failed_run_and_recover(clean, root, WritevWatch(), monkeypatch, ballast.unlink)
+        _check_failed_run_and_recover(clean, root, WritevWatch(), monkeypatch, caplog,
+                                      ballast.unlink)
     finally:
         if subprocess.run(["umount", str(hips)]).returncode != 0:
             subprocess.run(["umount", "--lazy", str(hips)], check=True)  # detached when free
 
 
 def test_an_injected_short_write_and_enospc_fail_the_run_with_every_output_whole(
-        clean, tmp_path, monkeypatch):
+        clean, tmp_path, monkeypatch, caplog):
     watch = WritevWatch(budget=25 * TILE_BYTES + 4096)
 
     def free_space():
         watch.budget = None
 
-    _check_failed_run_and_recover(clean, tmp_path / "work", watch, monkeypatch, free_space)
+    _check_failed_run_and_recover(clean, tmp_path / "work", watch, monkeypatch, caplog,
+                                  free_space)

@@ -176,7 +176,8 @@ def test_failed_job_is_reported_with_its_log_tail_and_a_rerun_runs_only_what_is_
     assert second.status == luigi.LuigiStatusCode.SUCCESS
     families = sorted(t.split("_")[0] for t in ran_second)
     assert families == sorted(["PlateMosaic", "CorrectPlate", "PlateTiles", "PlateHistogram",
-                               "PlatePNGs", "Histogram", "HiPSMetadata", "AllSkyPNGs"]
+                               "PlatePNGs", "Histogram", "HiPSMetadata", "QAReport",
+                               "AllSkyPNGs"]
                               + ["PlatePNGs"] * 11)  # the stretch changed with the new plate
     assert all(("_2_2_" in t) for t in ran_second if t.startswith(("PlateMosaic", "Correct")))
 

@@ -20,6 +20,7 @@ from astropy.wcs import WCS
 from reproject import reproject_to_healpix
 
 from hipsluigi import AllSkyPNGs
+from hipsluigi.metadata.properties import parse_properties
 from hipsluigi.pipeline.tasks import PlateMosaic
 from hipsluigi.surveys import downloads
 from hipsluigi.testing import luigi_options, tile_pixel_lonlat
@@ -135,6 +136,23 @@ def test_wise_map_from_the_loopback_archive(atlas, usable, tmp_path, quick_retri
         assert f"{html.name}: download failed (an HTML" in histories
         assert json.loads((base / "survey" / "units.json").read_text()) == {
             "BUNIT": "DN", "MAGZP": 20.5}
+
+        # The properties say what W1 is; the progenitor index names the archive's images.
+        props = parse_properties((base / "HiPS" / "properties").read_text())
+        assert props["obs_regime"] == "Infrared" and "W1" in props["obs_description"]
+        assert float(props["em_min"]) < 3.4e-6 < float(props["em_max"])
+        assert float(props["s_pixel_scale"]) == pytest.approx(1.375 / 3600)
+        named = set()
+        for path in (base / "HiPS" / "HpxFinder").glob("Norder*/Dir*/Npix*"):
+            for line in path.read_text().splitlines():
+                record = json.loads(line)
+                assert record["stc"].startswith("CIRCLE ICRS ")
+                assert record["path"].startswith(server.base)
+                named.add(record["name"])
+        # every usable image and only those (the ones that failed are in the index too:
+        # they were usable when indexed; the mosaics name them as skipped)
+        assert {p.name for p in good} <= named <= {p.name for p in good} | {
+            failing.name, html.name, cut.name}
 
         # A second run: nothing to do, nothing asked of the archive.
         before = dict(server.log.counts)

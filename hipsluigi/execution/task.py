@@ -21,6 +21,7 @@ restarted) waits for that job instead of submitting another.
 from __future__ import annotations
 
 import configparser
+import logging
 import os
 import shlex
 import sys
@@ -33,6 +34,7 @@ from luigi.parameter import ParameterVisibility
 from luigi.task_register import Register
 from threadpoolctl import threadpool_limits
 
+from hipsluigi.execution.records import Recorder, write_record
 from hipsluigi.execution.slurm_jobs import (
     JobFiles,
     JobOptions,
@@ -51,6 +53,8 @@ from hipsluigi.execution.slurm_jobs import (
 from hipsluigi.storage.atomic import write_text_atomic
 
 EXECUTORS = ("local", "slurm", "dryrun")
+
+logger = logging.getLogger("luigi-interface")
 
 
 class execution(luigi.Config):  # noqa: N801  (the class name is the config section's name)
@@ -142,6 +146,11 @@ class SlurmTask(luigi.Task):
         directory. Tasks sharing a folder share one squeue poll."""
         return Path(os.path.abspath(execution().job_dir))
 
+    def record_dir(self) -> Path | None:
+        """The folder this task's record of its work goes to
+        (:mod:`hipsluigi.execution.records`), or None (the default) for no record."""
+        return None
+
     def job_config(self) -> dict[str, dict[str, str]]:
         """The Luigi configuration the job process gets: ``{section: {key: value}}``.
 
@@ -176,8 +185,22 @@ class SlurmTask(luigi.Task):
         # pool of one thread per core in each of them oversubscribes the cores, and spinning
         # pools made whole runs several times slower; small matrix products gain nothing from
         # BLAS threads anyway.
-        with threadpool_limits(limits=1, user_api="blas"):
-            self.work()
+        folder = self.record_dir()
+        if folder is None:
+            with threadpool_limits(limits=1, user_api="blas"):
+                self.work()
+            return
+        outputs = [getattr(t, "path", "") for t in luigi.task.flatten(self.output())]
+        recorder = Recorder(self.get_task_family(), self.task_id, outputs)
+        try:
+            with recorder, threadpool_limits(limits=1, user_api="blas"):
+                self.work()
+        finally:
+            # Recorded here, where work() ran (the worker or the SLURM job), failed or not.
+            try:
+                write_record(folder, recorder.record())
+            except OSError as err:  # a lost record must not fail the work it describes
+                logger.warning("%s: could not write its task record: %s", self.task_id, err)
 
     def dry_run(self) -> None:
         """Write a one-line placeholder at every output path (atomically); compute nothing."""

@@ -20,10 +20,10 @@ tile 0 in the first FITS rows; we follow Hipsgen, the reference implementation.
 
 Reduction: FITS pixels are the NaN-ignoring mean of ``f x f`` blocks (``f = tile_width /
 allsky_width``), NaN only where the whole block is blank: the kernel that makes the lower orders
-(:func:`hipsluigi.pyramid.shrink.block_nanmean`), here summing in float64. PNG gray is the
-alpha-weighted mean (the mean over opaque pixels for the 0/255 alpha of our tiles) and alpha is
-the block maximum (opaque if any child is opaque), so a PNG preview pixel is blank exactly where
-the FITS one is NaN.
+(:func:`hipsluigi.pyramid.shrink.block_nanmean`), here summing in float64. PNG gray (each of
+red, green and blue for RGBA tiles) is the alpha-weighted mean (the mean over opaque pixels for
+the 0/255 alpha of our tiles) and alpha is the block maximum (opaque if any child is opaque),
+so a PNG preview pixel is blank exactly where the FITS one is NaN.
 """
 
 from __future__ import annotations
@@ -116,32 +116,36 @@ def reduce_fits_tile(tile: np.ndarray, width: int) -> np.ndarray:
 
 
 def reduce_png_tile(tile: np.ndarray, width: int) -> np.ndarray:
-    """An LA tile reduced to ``width``: alpha-weighted gray block means and block maxima of alpha.
+    """A PNG tile reduced to ``width``: alpha-weighted block means of the colour channels and
+    block maxima of alpha.
 
     Parameters
     ----------
     tile : numpy.ndarray
-        uint8 ``(w, w, 2)`` (gray, alpha) PNG tile, rows top-down.
+        uint8 ``(w, w, 2)`` (gray, alpha) or ``(w, w, 4)`` (red, green, blue, alpha) PNG
+        tile, rows top-down; alpha is the last channel.
     width : int
         Output width in pixels, a divisor of ``w``.
 
     Returns
     -------
     numpy.ndarray
-        uint8 ``(width, width, 2)``: gray is the alpha-weighted block mean (rounded, 0 where
-        the block is transparent), alpha the block maximum.
+        uint8 ``(width, width, C)``, ``C`` as the input: each colour channel is the
+        alpha-weighted block mean (rounded, 0 where the block is transparent), alpha the block
+        maximum.
     """
-    w = tile.shape[0]
+    w, nchan = tile.shape[0], tile.shape[2]
     f = w // width
-    blocks = np.asarray(tile).reshape(width, f, width, f, 2)
-    gray = blocks[..., 0].astype(np.float64)
-    alpha = blocks[..., 1].astype(np.float64)
+    blocks = np.asarray(tile).reshape(width, f, width, f, nchan)
+    alpha = blocks[..., nchan - 1].astype(np.float64)
     weight = alpha.sum(axis=(1, 3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(weight > 0, (gray * alpha).sum(axis=(1, 3)) / weight, 0.0)
-    out = np.empty((width, width, 2), dtype=np.uint8)
-    out[..., 0] = np.clip(np.rint(mean), 0, 255)
-    out[..., 1] = blocks[..., 1].max(axis=(1, 3))
+    out = np.empty((width, width, nchan), dtype=np.uint8)
+    for k in range(nchan - 1):
+        colour = blocks[..., k].astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(weight > 0, (colour * alpha).sum(axis=(1, 3)) / weight, 0.0)
+        out[..., k] = np.clip(np.rint(mean), 0, 255)
+    out[..., nchan - 1] = blocks[..., nchan - 1].max(axis=(1, 3))
     return out
 
 
@@ -161,8 +165,9 @@ def allsky_png_array(
     Parameters
     ----------
     tiles : mapping of int to numpy.ndarray
-        Npix (NESTED) -> PNG-orientation LA tile, uint8 ``(tile_width, tile_width, 2)``.
-        Missing tiles stay transparent (alpha 0).
+        Npix (NESTED) -> PNG-orientation tile, uint8 ``(tile_width, tile_width, C)``: every
+        tile LA (``C = 2``) or every tile RGBA (``C = 4``). Missing tiles stay transparent
+        (alpha 0).
     order : int
         HiPS order, 0 to 3.
     tile_width : int
@@ -173,20 +178,26 @@ def allsky_png_array(
     Returns
     -------
     numpy.ndarray
-        uint8 ``(nrows*aw, ncols*aw, 2)`` (gray, alpha), row 0 on top; tile Npix in grid row
-        ``Npix // ncols`` from the top, column ``Npix % ncols``.
+        uint8 ``(nrows*aw, ncols*aw, C)`` (gray, alpha or red, green, blue, alpha; ``C = 2``
+        without tiles), row 0 on top; tile Npix in grid row ``Npix // ncols`` from the top,
+        column ``Npix % ncols``.
 
     Raises
     ------
     ValueError
-        For an Npix outside the order, a tile of the wrong shape or a non-uint8 tile.
+        For an Npix outside the order, a tile of the wrong shape (LA and RGBA mixed
+        included) or a non-uint8 tile.
     """
     ncols, nrows = allsky_layout(order)
     aw = allsky_tile_width(tile_width, allsky_width)
-    out = np.zeros((nrows * aw, ncols * aw, 2), dtype=np.uint8)
+    first = next(iter(tiles.values()), None)
+    nchan = np.shape(first)[2] if first is not None and np.ndim(first) == 3 else 2
+    if nchan not in (2, 4):
+        nchan = 2  # reported as a wrong shape below
+    out = np.zeros((nrows * aw, ncols * aw, nchan), dtype=np.uint8)
     for npix, tile in tiles.items():
         tile = np.asarray(tile)
-        _check_tile(npix, tile, 12 * 4**order, (tile_width, tile_width, 2))
+        _check_tile(npix, tile, 12 * 4**order, (tile_width, tile_width, nchan))
         if tile.dtype != np.uint8:
             raise ValueError(f"PNG tile {npix} must be uint8, got {tile.dtype}")
         r, c = divmod(npix, ncols)
@@ -243,7 +254,8 @@ def write_allsky(
     tile_width: int,
     allsky_width: int = ALLSKY_WIDTH,
 ) -> list[Path]:
-    """Write ``Norder{order}/Allsky.fits`` (BITPIX -32, NaN blanks) and/or ``Allsky.png`` (LA).
+    """Write ``Norder{order}/Allsky.fits`` (BITPIX -32, NaN blanks) and/or ``Allsky.png`` (LA,
+    or RGBA for RGBA tiles).
 
     Each file is written atomically (a temporary file, checked to hold every byte, renamed
     into place).

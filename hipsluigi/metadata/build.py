@@ -135,9 +135,22 @@ def initial_view(order: int, npix: Sequence[int], frame: str) -> tuple[float, fl
     return float(ra), float(dec), float(min(180.0, 2.4 * extent))
 
 
+#: The QA report's page, relative to the HiPS folder (written after the metadata by the
+#: pipeline's ``QAReport``), linked from ``index.html``.
+QA_REPORT = "qa/report.html"
+
+#: ``[hips] reproject`` -> ``hips_sampling``: how the survey pixels were resampled.
+SAMPLING = {"interp": "bilinear", "reproject_interp": "bilinear",
+            "reproject_exact": "flux-conserving (spherical polygon overlap)",
+            "reproject_adaptive": "adaptive anti-aliased (DeForest 2004)"}
+
+
 def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Sequence[int]],
-                        stretch: Stretch, units: Mapping[str, object] | None = None) -> None:
-    """Write ``properties``, ``Moc.fits``, ``index.html`` and ``Norder{0..3}/Allsky.*``.
+                        stretch: Stretch, units: Mapping[str, object] | None = None, *,
+                        pixel_cut: tuple[float, float] | None = None,
+                        provenance: Mapping[str, object] | None = None) -> None:
+    """Write ``properties``, ``Moc.fits`` (ICRS), ``preview.jpg``, ``index.html`` and
+    ``Norder{0..3}/Allsky.*``.
 
     Parameters
     ----------
@@ -162,13 +175,17 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
 
     from hipsluigi.metadata.allsky import allsky_fits_array, write_allsky
     from hipsluigi.metadata.index_html import write_index_html
-    from hipsluigi.metadata.moc import moc_sky_fraction, tiles_moc, write_moc
+    from hipsluigi.metadata.moc import icrs_coverage, moc_sky_fraction, write_moc
+    from hipsluigi.metadata.preview import write_preview
     from hipsluigi.metadata.properties import hips_properties, write_properties
     from hipsluigi.storage.atomic import write_fits_atomic
     from hipsluigi.tiles.cut import check_cards
+    from hipsluigi.viewer.aladin_lite import install_aladin_lite
 
     cards = check_cards([(str(key).upper(), value) for key, value in (units or {}).items()])
     hips_dir = Path(hips_dir)
+    if pixel_cut is None:
+        pixel_cut = (stretch.lo, stretch.hi)
     deepest = sorted(tiles.get(spec.order, []))
     if not deepest:
         raise ValueError(f"map {spec.name!r}: no tile was written at order {spec.order}; "
@@ -181,6 +198,7 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
         if problems:  # keep reading, to name every bad tile at once, but write nothing
             continue
         write_allsky(hips_dir, order, None, png_tiles, spec.tile_width)
+        preview_tiles = png_tiles  # the last order read: min(3, order)
         if fits_tiles:  # written here, to carry the unit cards
             hdu = fits.PrimaryHDU(allsky_fits_array(fits_tiles, order, spec.tile_width))
             for card in cards:
@@ -189,27 +207,41 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
     if problems:
         raise UnreadableTiles(problems)
 
-    moc = tiles_moc(spec.order, deepest)
-    write_moc(hips_dir / "Moc.fits", moc, spec.frame)
+    moc = icrs_coverage(spec.frame, spec.order, deepest)
+    write_moc(hips_dir / "Moc.fits", moc)
+    write_preview(hips_dir, preview_tiles, min(3, spec.order))
     ra, dec, fov = initial_view(spec.order, deepest, spec.frame)
-    write_index_html(hips_dir / "index.html", spec.obs_title, spec.frame, ra, dec, fov)
+    install_aladin_lite(hips_dir)  # first: the page loads the local copy only if it is there
+    write_index_html(hips_dir / "index.html", spec.obs_title, spec.frame, ra, dec, fov,
+                     pixel_cut=pixel_cut, report=QA_REPORT)
 
     pixel_scale = float(np.degrees(np.sqrt(np.pi / 3) / face_side(spec.order, spec.tile_width)))
-    nb_tiles = sum(len(v) for v in tiles.values())
     props = hips_properties(
         creator_did=spec.creator_did or f"ivo://hipsluigi/P/{spec.name}",
         obs_title=spec.obs_title, order=spec.order, tile_width=spec.tile_width,
-        frame=spec.frame, pixel_cut=(stretch.lo, stretch.hi),
+        frame=spec.frame, pixel_cut=pixel_cut,
         data_range=(stretch.data_min, stretch.data_max), initial_ra=ra, initial_dec=dec,
         initial_fov=fov, pixel_scale=pixel_scale, moc_sky_fraction=moc_sky_fraction(moc),
-        nb_tiles=nb_tiles, estsize_kb=_size_kb(hips_dir), bunit=dict(cards).get("BUNIT"),
-        extra={"hips_stretch": f"{stretch.kind} {spec.stretch_min or 'default'} "
-                               f"{spec.stretch_max or 'default'}"},
+        estsize_kb=hips_size_kb(hips_dir), bunit=dict(cards).get("BUNIT"),
+        sampling=SAMPLING[spec.reproject], overlay="mean", hierarchy="mean",
+        provenance=provenance,
     )
     write_properties(hips_dir / "properties", props)
 
 
-def _size_kb(folder: Path) -> int:
-    # Without the properties file itself: a rebuilt map states the size a first build does.
-    return int(sum(p.stat().st_size for p in folder.rglob("*")
-                   if p.is_file() and p != folder / "properties") // 1024)
+def hips_size_kb(folder: Path) -> int:
+    """The tiles' and metadata's size (``hips_estsize``), KB: without the properties file, the
+    viewer, the QA report and the progenitor index, which are written after it, so that a
+    rebuilt map states the size a first build does."""
+    skipped = {folder / "properties", *(folder / name for name in NOT_COUNTED)}
+    total = 0
+    for path in folder.iterdir():
+        if path in skipped or path.name.startswith("."):
+            continue
+        files = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
+        total += sum(p.stat().st_size for p in files)
+    return int(total // 1024)
+
+
+#: Folders of the HiPS folder that ``hips_estsize`` leaves out (see :func:`hips_size_kb`).
+NOT_COUNTED = ("aladin-lite", "qa", "HpxFinder")

@@ -14,7 +14,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from hipsluigi.geometry.frames import check_frame
+from hipsluigi.spec import OBS_REGIMES as OBS_REGIME_CHOICES
 from hipsluigi.storage.atomic import write_bytes_atomic
 
 HIPS_VERSION = "1.4"
@@ -80,8 +83,11 @@ def hips_properties(
     initial_fov: float | None = None,
     pixel_scale: float | None = None,
     moc_sky_fraction: float | None = None,
-    nb_tiles: int | None = None,
     estsize_kb: int | None = None,
+    sampling: str | None = None,
+    overlay: str | None = None,
+    hierarchy: str | None = None,
+    provenance: Mapping[str, object] | None = None,
     bunit: str | None = None,
     builder: str = "hipsluigi",
     release_date: datetime | None = None,
@@ -114,10 +120,17 @@ def hips_properties(
         Degrees.
     moc_sky_fraction : float, optional
         0 to 1.
-    nb_tiles : int, optional
-        Number of tiles.
     estsize_kb : int, optional
         Estimated size, KB.
+    sampling, overlay, hierarchy : str, optional
+        How pixels were resampled (``hips_sampling``, e.g. ``bilinear``), how overlapping
+        images were combined (``hips_overlay``, e.g. ``mean``) and how a tile was made from
+        its four children (``hips_hierarchy``, e.g. ``mean``), in Hipsgen's words.
+    provenance : mapping, optional
+        What the data are (:data:`PROVENANCE_KEYS`: the standard's recommended
+        ``obs_description``, ``prov_progenitor``, ``obs_regime``, ``em_min``/``em_max`` in
+        metres, ``t_min``/``t_max`` in MJD; Hipsgen's ``s_pixel_scale`` in degrees and
+        ``data_pixel_bitpix``). Keys left out are not written.
     bunit : str, optional
         The pixels' physical unit (the images' ``BUNIT``, e.g. ``DN``), written as
         ``hips_bunit``, the HiPS 2.0 draft's key ("pixel physical unit"; Hipsgen writes no
@@ -180,6 +193,11 @@ def hips_properties(
         props["hips_pixel_cut"] = _pair(pixel_cut, "pixel_cut")
     if data_range is not None:
         props["hips_data_range"] = _pair(data_range, "data_range")
+    for key, value in (("hips_sampling", sampling), ("hips_overlay", overlay),
+                       ("hips_hierarchy", hierarchy)):
+        if value:
+            props[key] = _check_value(key, str(value))
+    props.update(_provenance(provenance or {}))
     if bunit:
         props["hips_bunit"] = _check_value("hips_bunit", str(bunit).strip())
     optional = {
@@ -188,7 +206,6 @@ def hips_properties(
         "hips_initial_fov": initial_fov,
         "hips_pixel_scale": pixel_scale,
         "moc_sky_fraction": moc_sky_fraction,
-        "hips_nb_tiles": None if nb_tiles is None else int(nb_tiles),
         "hips_estsize": None if estsize_kb is None else int(estsize_kb),
     }
     props.update({k: _num(v) for k, v in optional.items() if v is not None})
@@ -200,6 +217,46 @@ def hips_properties(
         _check_key(key)
         props[key] = _check_value(key, str(value))
     return props
+
+
+#: Keys of the ``provenance`` argument of :func:`hips_properties`.
+PROVENANCE_KEYS = ("obs_description", "prov_progenitor", "obs_regime", "em_min", "em_max",
+                   "t_min", "t_max", "s_pixel_scale", "data_pixel_bitpix")
+
+#: ``obs_regime`` words of the HiPS standard (1.0, 4.4.1).
+OBS_REGIMES = frozenset(OBS_REGIME_CHOICES) - {""}
+
+
+def _provenance(given: Mapping[str, object]) -> dict[str, str]:
+    unknown = set(given) - set(PROVENANCE_KEYS)
+    if unknown:
+        raise ValueError(f"unknown provenance keys {sorted(unknown)}; expected among "
+                         f"{PROVENANCE_KEYS}")
+    out = {}
+    for key in PROVENANCE_KEYS:
+        if key not in given:
+            continue
+        value = given[key]
+        if key in ("obs_description", "prov_progenitor"):
+            out[key] = _check_value(key, str(value))
+        elif key == "obs_regime":
+            if value not in OBS_REGIMES:
+                raise ValueError(f"obs_regime {value!r} is not one of {sorted(OBS_REGIMES)}")
+            out[key] = str(value)
+        elif key == "data_pixel_bitpix":
+            if value not in (8, 16, 32, 64, -32, -64):
+                raise ValueError(f"data_pixel_bitpix {value!r} is not a FITS BITPIX")
+            out[key] = str(int(value))
+        else:
+            number = float(value)
+            if not np.isfinite(number) or (key != "t_min" and key != "t_max" and number <= 0):
+                raise ValueError(f"{key} = {value!r}: expected a finite number"
+                                 + ("" if key.startswith("t_") else " > 0"))
+            out[key] = _num(number)
+    for low, high in (("em_min", "em_max"), ("t_min", "t_max")):
+        if low in out and high in out and float(out[low]) > float(out[high]):
+            raise ValueError(f"{low} = {out[low]} is above {high} = {out[high]}")
+    return out
 
 
 def _check_key(key: str) -> None:

@@ -11,7 +11,7 @@ and orders", for the plates and their padding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,7 +68,7 @@ def _blocks(shape: tuple[int, int], block: int):
 def mosaic_plate(
     grid: PlateGrid, i: int, j: int, images: Sequence[SurveyImage], map_frame: str,
     engine: str | MosaicEngine = "interp", block: int = 256, match_images: bool = False,
-    match_stride: int = 4,
+    match_stride: int = 4, progress: Callable[[int, int], None] | None = None,
 ) -> MosaicResult:
     """The mosaic of survey images on one padded plate.
 
@@ -93,6 +93,11 @@ def mosaic_plate(
         ``match_stride``-th row and column of the plate, before the coadd.
     match_stride : int, optional
         Sampling step of the matching walk, in plate pixels.
+    progress : callable, optional
+        ``progress(done, total)``, called as the coadd walks the plate: ``done`` of the
+        ``total`` images given are finished (an image is finished once the walk has passed
+        the last band of blocks it can touch; one that touches none is finished at once).
+        Called at the start and whenever ``done`` grows, last with ``done == total``.
 
     Returns
     -------
@@ -117,6 +122,15 @@ def mosaic_plate(
         planes = _match_images(grid, i, j, centres, radii, bands, cache, match_stride)
         cache.set_planes(planes)
     coadd = engine.start(TargetPlate(grid, i, j, map_frame, block), cache)
+    reported = -1
+
+    def report(done: int) -> None:
+        nonlocal reported
+        if progress is not None and done > reported:
+            reported = done
+            progress(done, len(images))
+
+    report(int(np.count_nonzero(last_band < 0)))
     for band, blocks in bands:
         for rows, cols in blocks:
             near, vec = _near_images(grid, i, j, rows, cols, centres, radii)
@@ -135,6 +149,8 @@ def mosaic_plate(
             coadd.end_block()
         for k in np.flatnonzero(last_band == band):
             coadd.image_done(k)
+        report(int(np.count_nonzero(last_band <= band)))
+    report(len(images))
     data, count = coadd.finish()
     return MosaicResult(data, count, cache.used, cache.skipped, planes)
 

@@ -52,6 +52,8 @@ def _parameter(field, kind) -> luigi.Parameter:
         return luigi.FloatParameter(default=field.default, description=doc)
     if int in args and type(None) in args:
         return luigi.OptionalIntParameter(default=field.default, description=doc)
+    if float in args and type(None) in args:
+        return luigi.OptionalFloatParameter(default=field.default, description=doc)
     if typing.get_origin(kind) is tuple:
         return luigi.Parameter(default=",".join(field.default), description=doc)
     return luigi.Parameter(default=field.default, description=doc)

@@ -84,6 +84,9 @@ class HipsTask(SlurmTask):
     def job_files_dir(self):
         return self.layout.scripts
 
+    def record_dir(self):
+        return self.layout.records
+
     def job_config(self) -> dict[str, dict[str, str]]:
         # The job rebuilds this map's spec from its own sections, command-line overrides
         # included, whatever the driver's configuration files said.
@@ -358,7 +361,8 @@ class PlateMosaic(PlateTask):
                 inputs = _plate_inputs_id(spec, layout, survey, self.i, self.j)
             images = survey.images_touching(centre, radius)
             result = mosaic_plate(grid, self.i, self.j, images, spec.frame, spec.reproject,
-                                  match_images=spec.background != "none")
+                                  match_images=spec.background != "none",
+                                  progress=self._frames_done)
             # Images the survey could not even open (fits: gone since indexed; wise: not
             # fetched) are skipped like unreadable ones.
             result.skipped_images.update(getattr(survey, "skipped", {}))
@@ -368,6 +372,13 @@ class PlateMosaic(PlateTask):
             self.output().path, result.data, grid.plate_header(self.i, self.j, spec.frame,
                                                                padded=True),
             result.used_images, result.skipped_images, result.image_planes, inputs)
+
+    def _frames_done(self, done: int, total: int) -> None:
+        # To luigid through the worker; in a SLURM job there is no worker and this says
+        # nothing (the driver shows the job's state instead).
+        self._tell_scheduler("set_status_message",
+                             f"{self.plate_label}: {done} of {total} frames done")
+        self._tell_scheduler("set_progress_percentage", 100 * done // max(total, 1))
 
 
 def _mosaic_tasks(map_name: str, spec: MapSpec) -> dict:
@@ -548,7 +559,7 @@ class PlateTiles(PlateTask):
         return self.target(self.layout.manifest(self.order, self.i, self.j, self.unit, "fits"))
 
     def complete(self) -> bool:
-        return super().complete() and self.input().exists()
+        return super().complete() and _plate_exists(self)
 
     def work(self) -> None:
         from hipsluigi.storage.atomic import check_file_size
@@ -566,6 +577,12 @@ class PlateTiles(PlateTask):
             check_file_size(layout.tile(self.order, npix, "fits"), size)
         artifacts.write_manifest(self.output().path, self.order, plate_name(self.i, self.j),
                                  written)
+
+
+def _plate_exists(task: PlateTask) -> bool:
+    """Whether the plate a tile group is cut from is on disk: the output of
+    :func:`plate_task`, without making that task (a check made for every group)."""
+    return os.path.exists(task.layout.plate(task.order, task.i, task.j, task.unit))
 
 
 _UNIT_COMMENTS = {"BUNIT": "pixel unit, as in the survey images",
@@ -642,7 +659,7 @@ class PlatePNGs(PlateTask):
                                                 f"png-{stretch_id(self.spec)}"))
 
     def complete(self) -> bool:
-        return super().complete() and self.input()["plate"].exists()
+        return super().complete() and _plate_exists(self)
 
     def work(self) -> None:
         from hipsluigi.storage.atomic import check_file_size
@@ -671,8 +688,9 @@ def _all_plate_tasks(map_name: str, spec: MapSpec, family) -> list[PlateTask]:
 
 
 class HiPSMetadata(HipsTask):
-    """``properties``, ``Norder{0..3}/Allsky.{fits,png}``, ``Moc.fits`` and ``index.html``;
-    and the keeper of the tile groups' records.
+    """``properties``, ``Norder{0..3}/Allsky.{fits,png}``, ``Moc.fits``, ``preview.jpg``,
+    ``index.html`` with its copy of Aladin Lite, and ``HpxFinder/`` (the progenitor index of
+    ``fits`` and ``wise`` surveys); and the keeper of the tile groups' records.
 
     A group's manifest says its tiles are whole. ``complete()`` holds every manifest to that
     (one ``stat`` a tile): a tile that is missing or of the wrong size is deleted with its
@@ -691,59 +709,157 @@ class HiPSMetadata(HipsTask):
                 "pngs": _all_plate_tasks(self.map, spec, PlatePNGs),
                 "stretch": Histogram(map=self.map)}
 
-    def _key(self) -> str:
+    def metadata_key(self) -> str:
+        """What the metadata is made from: the stretch and the metadata settings."""
         spec = self.spec
-        text = f"{stretch_id(spec)}|{spec.obs_title}|{spec.creator_did}"
+        text = f"{stretch_id(spec)}|{sorted(spec.metadata_settings.items())}|{METADATA_VERSION}"
         return hashlib.sha1(text.encode()).hexdigest()[:8]
 
     def output(self):
         return {"properties": self.target(self.layout.hips_dir / "properties"),
-                "marker": self.target(self.layout.metadata_marker(self._key()))}
+                "marker": self.target(self.layout.metadata_marker(self.metadata_key()))}
 
     def complete(self) -> bool:
         # Checked before the outputs: with the HiPS folder gone, every group must be redone.
         # (Luigi's dynamic dependencies cannot do it from run(): the scheduler ignores a task
         # set back to PENDING within stable_done_cooldown_secs of being found DONE.)
+        requires = self.requires()
         if self.executor != "dryrun":  # dry-run manifests are placeholders
-            _discard_groups(self, _damaged_tiles(self))
+            _discard_groups(self, _damaged_tiles(self, requires))
         return super().complete() and all(task.complete()
-                                          for task in luigi.task.flatten(self.requires()))
+                                          for task in luigi.task.flatten(requires))
 
     def work(self) -> None:
         from hipsluigi.metadata.build import UnreadableTiles, write_hips_metadata
         from hipsluigi.storage.atomic import write_text_atomic
+        from hipsluigi.stretch.stretch import display_cut
 
         tiles: dict[int, list[int]] = {}
         for target in self.input()["tiles"]:
             manifest = artifacts.read_manifest(target.path)
             tiles.setdefault(manifest["order"], []).extend(manifest["tiles"])
         stretch = artifacts.read_stretch(self.input()["stretch"].path)
+        hist = artifacts.read_histogram(self.layout.merged_histogram(stretch_id(self.spec)))
+        provenance, images = _survey_description(self.map, self.spec, self.layout)
         try:
             write_hips_metadata(self.spec, self.layout.hips_dir, tiles, stretch,
                                 units={key: value for key, value, _ in
-                                       _unit_cards(self.spec, self.layout)})
+                                       _unit_cards(self.spec, self.layout)},
+                                pixel_cut=display_cut(hist, stretch),
+                                provenance=provenance)
         except UnreadableTiles as err:
-            listed = _listed_tiles(self)
-            _discard_groups(self, {path: (listed[path][0], why)
-                                   for path, why in err.problems.items() if path in listed})
+            listed = _listed_tiles(self, self.requires())
+            _discard_groups(self, {str(path): (listed[str(path)][0], why)
+                                   for path, why in err.problems.items()
+                                   if str(path) in listed})
             raise UnreadableTiles(err.problems, f"map {self.map}: deleted with their groups' "
                                                 "manifests; the next run rebuilds them") from None
-        write_text_atomic(self.output()["marker"].path, self._key())
+        if images:
+            self._write_progenitor_index(images, tiles.get(self.spec.order, []))
+        write_text_atomic(self.output()["marker"].path, self.metadata_key())
+
+    def _write_progenitor_index(self, images: list, deepest: list[int]) -> None:
+        from datetime import UTC, datetime
+
+        from hipsluigi.metadata.progenitors import finder_properties, write_progenitor_index
+        from hipsluigi.metadata.properties import hips_date
+
+        spec = self.spec
+        props = finder_properties(spec.creator_did or f"ivo://hipsluigi/P/{spec.name}",
+                                  spec.obs_title, spec.order, spec.frame, spec.tile_width,
+                                  hips_date(datetime.now(UTC)))
+        count = write_progenitor_index(self.layout.hips_dir, spec.order, spec.frame,
+                                       spec.tile_width, images, deepest, props)
+        log.info("map %s: progenitor index HpxFinder/ lists the images of %d tiles", self.map,
+                 count)
 
 
-def _listed_tiles(meta: HiPSMetadata) -> dict:
-    """Every tile the finished groups of ``meta``'s map list: ``{path: (group, size)}``, the
-    size in bytes of a FITS tile, None for a PNG tile (and a FITS tile while the survey's
-    units are unknown). A manifest that cannot be read lists itself, with size -1, so that its
-    group is redone."""
-    from pathlib import Path
+#: Changed when the files HiPSMetadata writes change, so that a finished map gets them.
+METADATA_VERSION = 2
 
+
+def _survey_description(map_name: str, spec: MapSpec, layout: StorageLayout
+                        ) -> tuple[dict, list]:
+    """The map's recommended properties keys (:mod:`hipsluigi.surveys.provenance`: the
+    survey's, overridden by the settings; a key still unknown is named in a warning), and its
+    survey images for the progenitor index (none for synthetic and HEALPix surveys)."""
+    from hipsluigi.metadata.progenitors import Progenitor
+    from hipsluigi.surveys import provenance as prov
+
+    images = []
+    if spec.survey == "synthetic":
+        from hipsluigi.surveys.synthetic import pixel_scale_deg
+
+        says = prov.synthetic_provenance(spec, pixel_scale_deg(spec.order, spec.tile_width))
+    else:
+        index = artifacts.read_survey_index(layout.survey_index)
+        ok = index[index["status"] == "ok"]
+        if spec.survey == "healpix":
+            row = ok[0]
+            says = prov.healpix_provenance(str(row["path"]), str(row["column"]),
+                                           int(row["nside"]))
+        elif spec.survey == "wise":
+            says = prov.wise_provenance(spec.band, spec.wise_collection)
+            images = _cap_progenitors(spec, ok)
+        else:
+            records = prov.read_image_records([(str(r["path"]), int(r["hdu"])) for r in ok])
+            says = prov.fits_folder_provenance(spec.survey_path, records)
+            images = [Progenitor(name=_image_name(r.path, r.hdu), path=r.path,
+                                 corners=r.corners, date_obs=r.date_obs) for r in records]
+    keys, missing = prov.map_provenance(spec, says)
+    if missing:
+        log.warning("map %s: the survey does not say %s; set them in [hips] (or [hips.%s]) "
+                    "for the HiPS properties", map_name, ", ".join(missing), map_name)
+    return keys, images
+
+
+def _image_name(path: str, hdu: int) -> str:
+    """An image's name in the progenitor index: its file name without ``.fits`` (and
+    ``[hdu]`` for an extension)."""
+    name = os.path.basename(path)
+    for ext in (".fits.fz", ".fits.gz", ".fits", ".fit", ".fts"):
+        if name.lower().endswith(ext):
+            name = name[:-len(ext)]
+            break
+    return f"{name}[{hdu}]" if hdu > 0 else name
+
+
+def _cap_progenitors(spec: MapSpec, rows) -> list:
+    """Archive images known by their cap (the index's centre in the map frame, radius in
+    radians): Progenitors with ICRS caps."""
+    import numpy as np
+    from astropy.coordinates import ICRS
+
+    from hipsluigi.geometry.frames import (
+        astropy_frame,
+        lonlat_to_vec,
+        rotation_matrix,
+        vec_to_lonlat,
+    )
+    from hipsluigi.metadata.progenitors import Progenitor
+
+    if not len(rows):
+        return []
+    to_icrs = rotation_matrix(astropy_frame(spec.frame), ICRS())
+    ra, dec = vec_to_lonlat(lonlat_to_vec(np.asarray(rows["lon"], float),
+                                          np.asarray(rows["lat"], float)) @ to_icrs.T)
+    return [Progenitor(name=str(r["name"]), path=str(r["url"]),
+                       cap=(float(a), float(d), float(np.degrees(r["radius"]))))
+            for r, a, d in zip(rows, np.atleast_1d(ra), np.atleast_1d(dec), strict=True)]
+
+
+def _listed_tiles(meta: HiPSMetadata, requires: dict) -> dict:
+    """Every tile the finished groups among ``meta``'s ``requires`` list: ``{path: (group,
+    size)}``, paths as strings; the size in bytes of a FITS tile, None for a PNG tile (and a
+    FITS tile while the survey's units are unknown). A manifest that cannot be read lists
+    itself, with size -1, so that its group is redone."""
+    from hipsluigi.geometry.hpx import tile_relpath
     from hipsluigi.tiles.cut import tile_file_size
 
     spec, layout = meta.spec, meta.layout
+    hips_dir = str(layout.hips_dir)
     sizes: dict[int, int | None] = {}
     listed = {}
-    requires = meta.requires()
     for ext, groups in (("fits", requires["tiles"]), ("png", requires["pngs"])):
         for group in groups:
             try:
@@ -751,7 +867,7 @@ def _listed_tiles(meta: HiPSMetadata) -> dict:
             except FileNotFoundError:
                 continue  # not done yet: Luigi runs it
             except (ValueError, KeyError, TypeError):
-                listed[Path(group.output().path)] = (group, -1)
+                listed[group.output().path] = (group, -1)
                 continue
             size = None
             if ext == "fits":
@@ -764,17 +880,18 @@ def _listed_tiles(meta: HiPSMetadata) -> dict:
                         sizes[group.order] = tile_file_size(group.order, spec.tile_width,
                                                             spec.frame, cards)
                 size = sizes[group.order]
-            for npix in tiles:
-                listed[layout.tile(group.order, npix, ext)] = (group, size)
+            for npix in tiles:  # strings: a Path a tile costs more than its stat
+                listed[os.path.join(hips_dir, tile_relpath(group.order, npix, ext))] = \
+                    (group, size)
     return listed
 
 
-def _damaged_tiles(meta: HiPSMetadata) -> dict:
+def _damaged_tiles(meta: HiPSMetadata, requires: dict) -> dict:
     """``{path: (group, why)}`` of every listed tile that is missing or of the wrong size."""
     from hipsluigi.metadata.build import tile_file_problem
 
     damaged = {}
-    for path, (group, size) in _listed_tiles(meta).items():
+    for path, (group, size) in _listed_tiles(meta, requires).items():
         why = "manifest unreadable" if size == -1 else tile_file_problem(path, size)
         if why:
             damaged[path] = (group, why)
@@ -783,14 +900,12 @@ def _damaged_tiles(meta: HiPSMetadata) -> dict:
 
 def _discard_groups(meta: HiPSMetadata, damaged: dict) -> None:
     """Delete each damaged tile and its group's manifest, and log them, one line a group."""
-    from pathlib import Path
-
     groups: dict[str, tuple[PlateTask, list[str]]] = {}
     for path, (group, why) in sorted(damaged.items()):
-        Path(path).unlink(missing_ok=True)
+        _unlink(path)
         groups.setdefault(group.task_id, (group, []))[1].append(f"{path}: {why}")
     for k, (group, problems) in enumerate(groups.values()):
-        Path(group.output().path).unlink(missing_ok=True)
+        _unlink(group.output().path)
         if k < _GROUPS_LOGGED:
             shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more"
                                                if len(problems) > 3 else "")
@@ -807,6 +922,12 @@ def _discard_groups(meta: HiPSMetadata, damaged: dict) -> None:
 _GROUPS_LOGGED = 5
 
 
+def _unlink(path: str) -> None:
+    from pathlib import Path
+
+    Path(path).unlink(missing_ok=True)
+
+
 class AllSkyFITS(luigi.WrapperTask):
     """Every FITS tile of every order of one map (no PNG, no metadata): the data part."""
 
@@ -817,17 +938,29 @@ class AllSkyFITS(luigi.WrapperTask):
 
 
 class AllSkyPNGs(luigi.WrapperTask):
-    """One whole map: every FITS and PNG tile of every order, and the HiPS metadata."""
+    """One whole map: every FITS and PNG tile of every order, the HiPS metadata and the QA
+    report; ends with a one-line-per-stage summary of the run (from the tasks' records)."""
 
     map = MapName(description="map name; default [hips] name")
 
     def requires(self):
-        return HiPSMetadata(map=self.map)
+        from hipsluigi.pipeline.report import QAReport  # it imports this module
+
+        return [HiPSMetadata(map=self.map), QAReport(map=self.map)]
 
     def run(self) -> None:
-        hips_dir = layout_of(map_spec(self.map)).hips_dir
-        log.info("HiPS map %s complete: %s (serve it with `python -m http.server -d %s` and "
-                 "open http://localhost:8000/index.html)", self.map, hips_dir, hips_dir)
+        from hipsluigi.execution.records import read_records, summarise, summary_lines
+
+        layout = layout_of(map_spec(self.map))
+        hips_dir = layout.hips_dir
+        run = current_run()
+        # this run's tasks (all recorded ones outside a driven run)
+        for line in summary_lines(summarise(read_records(
+                layout.records, since=run.started if run else None))):
+            log.info("map %s: %s", self.map, line)
+        log.info("QA report of map %s: %s", self.map, layout.qa_dir / "report.html")
+        log.info("HiPS map %s complete: %s (look at it with `hipsluigi serve %s` and open the "
+                 "address it prints)", self.map, hips_dir, self.map)
 
 
 class AllMaps(luigi.WrapperTask):

@@ -163,3 +163,50 @@ class StorageLayout:
         for sub in (self.hips_dir, self.base / "stretch", self.scripts / "jobs",
                     self.scripts / "logs"):
             sub.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def records(self) -> Path:
+        """``u0/NAME/records/``: one JSON record per task of what its work cost
+        (:mod:`hipsluigi.execution.records`)."""
+        return self.base / "records"
+
+    @property
+    def qa_dir(self) -> Path:
+        """``HiPS/qa/``: the QA report (``report.html`` and its plots), beside the HiPS so
+        that ``index.html`` links it as ``qa/report.html``."""
+        return self.hips_dir / "qa"
+
+
+@dataclass(frozen=True)
+class ColourLayout:
+    """Paths of a colour composite of three maps, on the red map's base unit::
+
+        u0/NAME/HiPS/...                           the colour HiPS (properties, Norder*/...)
+        u0/NAME/manifests/order{k}/cell{g}-{c}.{key}.json   tiles written by a tile group
+        u0/NAME/metadata-{key}.done                properties, Allsky, MOC, index.html written
+
+    ``base_unit`` is an absolute path (the red map's first storage unit); ``name`` the
+    composite's name; ``key`` identifies the three maps' tiles the group was made from.
+    """
+
+    base_unit: str
+    name: str
+
+    @property
+    def base(self) -> Path:
+        return Path(self.base_unit) / self.name
+
+    @property
+    def hips_dir(self) -> Path:
+        return self.base / "HiPS"
+
+    def tile(self, order: int, npix: int) -> Path:
+        """The PNG tile ``npix`` of ``order``."""
+        return self.hips_dir / tile_relpath(order, npix, "png")
+
+    def manifest(self, order: int, cell_order: int, cell: int, key: str) -> Path:
+        """The record of the tiles of ``order`` inside ``cell`` of ``cell_order``."""
+        return self.base / "manifests" / f"order{order}" / f"cell{cell_order}-{cell}.{key}.json"
+
+    def metadata_marker(self, key: str) -> Path:
+        return self.base / f"metadata-{key}.done"

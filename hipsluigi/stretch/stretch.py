@@ -403,3 +403,25 @@ def make_stretch(hist: PixelHistogram, kind: str = "gaussian-log", min_text: str
         edges = transfer_edges(kind, lo, hi)
     return Stretch(kind=kind, lo=lo, hi=hi, edges=edges, data_min=hist.lo,
                    data_max=hist.hi)
+
+
+#: Percentiles bounding :func:`display_cut`: the linear stretch's default levels.
+DISPLAY_PERCENTILES = (0.5, 99.5)
+
+
+def display_cut(hist: PixelHistogram, stretch: Stretch) -> tuple[float, float]:
+    """The linear display range of the FITS tiles (``hips_pixel_cut``), data units.
+
+    Viewers map FITS tiles linearly through ``hips_pixel_cut``. The PNG stretch's own levels
+    can be too wide for that (the gaussian kinds run to the data maximum, which leaves the sky
+    nearly black), so they are narrowed to the histogram's 0.5 and 99.5 percentiles, the
+    levels the linear stretch takes by default; levels set inside those are kept.
+
+    Returns
+    -------
+    tuple of float
+        ``(lo, hi)`` with ``lo < hi``, or the stretch's levels if narrowing leaves none.
+    """
+    low, high = (percentile(hist, q) for q in DISPLAY_PERCENTILES)
+    lo, hi = max(stretch.lo, low), min(stretch.hi, high)
+    return (lo, hi) if lo < hi else (stretch.lo, stretch.hi)

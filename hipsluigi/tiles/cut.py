@@ -11,6 +11,7 @@ appear atomically.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +22,7 @@ from astropy.io import fits
 
 from hipsluigi.geometry.hpx import tile_header, tile_wcs_reference
 from hipsluigi.geometry.plates import PlateGrid
+from hipsluigi.tiles.checksum import encode_checksum, fold, ones_complement_sum
 
 
 def plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int
@@ -128,8 +130,10 @@ def tile_hdu(tile: np.ndarray, order: int, npix: int, frame: str,
     Returns
     -------
     astropy.io.fits.PrimaryHDU
-        BITPIX -32, NaN blanks, the tile's HPX WCS, ORDER and NPIX, the extra cards, and
-        DATAMIN/DATAMAX when the tile has a finite pixel.
+        BITPIX -32, NaN blanks, the tile's HPX WCS, ORDER and NPIX, the extra cards,
+        DATAMIN/DATAMAX when the tile has a finite pixel, and last CHECKSUM and DATASUM (as
+        Hipsgen's tiles carry DATASUM; with fixed comments, so that a tile's bytes depend on
+        its data only).
     """
     header = tile_header(order, npix, tile.shape[0], frame)
     for card in check_cards(cards):
@@ -138,13 +142,21 @@ def tile_hdu(tile: np.ndarray, order: int, npix: int, frame: str,
     if finite.size:
         header["DATAMIN"] = float(finite.min())
         header["DATAMAX"] = float(finite.max())
-    return fits.PrimaryHDU(np.ascontiguousarray(tile, dtype=np.float32), header=header)
+    hdu = fits.PrimaryHDU(np.ascontiguousarray(tile, dtype=np.float32), header=header)
+    hdu.add_datasum(when=DATASUM_COMMENT)
+    hdu.add_checksum(when=CHECKSUM_COMMENT, override_datasum=True)
+    return hdu
+
+
+DATASUM_COMMENT = "data unit checksum"
+CHECKSUM_COMMENT = "HDU checksum"
 
 
 class TileWriter:
     """FITS tile bytes for one order, fast: the header is formatted once by astropy and only
     the cards that differ between tiles (CRVAL1, CRPIX1/2, NPIX, DATAMIN/DATAMAX) are replaced.
 
+    DATASUM and CHECKSUM are computed here for each tile (:mod:`hipsluigi.tiles.checksum`).
     ``tile_bytes(npix, tile)`` is equivalent to ``tile_hdu(tile, order, npix, frame, cards)``
     written out (a test holds them equal), at a fraction of the cost per tile. Not
     thread-safe: one writer a thread.
@@ -177,6 +189,9 @@ class TileWriter:
         for key in self._VARYING:
             slot = next(k for k, image in enumerate(images) if image[:8].rstrip() == key)
             self.slots[key] = (slot * 80, template.header.comments[key])
+        self.sum_slots = {key: next(k for k, image in enumerate(images)
+                                    if image[:8].rstrip() == key) * 80
+                          for key in ("DATASUM", "CHECKSUM")}
         nbytes = tile_width * tile_width * 4
         self.padding = b"\0" * (-nbytes % 2880)
         # One big-endian buffer reused for every tile: a fresh 1 MB array costs more in page
@@ -192,6 +207,13 @@ class TileWriter:
         for key, (offset, comment) in self.slots.items():
             header[offset:offset + 80] = _card(key, values[key], comment)
         np.copyto(self.buffer, tile)
+        datasum = ones_complement_sum(self.buffer)  # the zero padding adds nothing
+        at = self.sum_slots["DATASUM"]
+        header[at:at + 80] = _string_card("DATASUM", str(datasum), DATASUM_COMMENT)
+        at = self.sum_slots["CHECKSUM"]
+        header[at:at + 80] = _string_card("CHECKSUM", "0" * 16, CHECKSUM_COMMENT)
+        total = fold(ones_complement_sum(header) + datasum)
+        header[at:at + 80] = _string_card("CHECKSUM", encode_checksum(total), CHECKSUM_COMMENT)
         return bytes(header), self.buffer
 
     def tile_bytes(self, npix: int, tile: np.ndarray) -> bytes:
@@ -275,7 +297,20 @@ def tile_file_size(order: int, tile_width: int, frame: str, cards: Sequence[tupl
                    ) -> int:
     """Bytes in every FITS tile file of ``order`` (see :class:`TileWriter`), for checking
     tiles on disk."""
+    return _tile_file_size(order, tile_width, frame, tuple(tuple(card) for card in cards))
+
+
+@functools.lru_cache(maxsize=256)
+def _tile_file_size(order: int, tile_width: int, frame: str, cards: tuple) -> int:
+    # a header formatted by astropy each time: cached, as a map's check asks once a group
     return TileWriter(order, tile_width, frame, cards).file_size
+
+
+def _string_card(key: str, value: str, comment: str) -> bytes:
+    """An 80-byte FITS card for a short string value, as astropy's ``Card`` formats it."""
+    quoted = "'" + value.ljust(8) + "'"
+    card = f"{key:<8}= {quoted:<20}" + (f" / {comment}" if comment else "")
+    return card[:80].ljust(80).encode("ascii")
 
 
 def _card(key: str, value, comment: str) -> bytes:

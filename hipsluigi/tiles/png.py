@@ -55,19 +55,25 @@ def png_pixels(tile: np.ndarray, stretch: Stretch) -> np.ndarray:
 def encode_png(tile: np.ndarray, stretch: Stretch) -> bytes:
     """The PNG file (mode 'LA') of FITS ``tile`` under ``stretch``, as bytes (see
     :func:`png_pixels`)."""
+    return png_bytes(png_pixels(tile, stretch))
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """The PNG file of uint8 pixels ``(h, w, 2)`` (gray, alpha) or ``(h, w, 4)`` (RGBA), rows
+    top-down, as bytes (zlib level :data:`COMPRESS_LEVEL`)."""
     buf = io.BytesIO()
-    Image.fromarray(png_pixels(tile, stretch)).save(buf, format="PNG", optimize=False,
-                                                    compress_level=COMPRESS_LEVEL)
+    Image.fromarray(pixels).save(buf, format="PNG", optimize=False,
+                                 compress_level=COMPRESS_LEVEL)
     return buf.getvalue()
 
 
-def decode_png(data_or_path: bytes | str | PathLike) -> np.ndarray:
-    """The ``(h, w, 2)`` uint8 gray/alpha pixels (rows top-down) of a PNG given as bytes or a
-    path; other modes are converted to LA."""
+def decode_png(data_or_path: bytes | str | PathLike, mode: str = "LA") -> np.ndarray:
+    """The uint8 pixels (rows top-down) of a PNG given as bytes or a path, in ``mode``
+    (``LA``: ``(h, w, 2)`` gray/alpha; ``RGBA``: ``(h, w, 4)``); other modes are converted."""
     source = data_or_path
     if isinstance(source, bytes | bytearray):
         source = io.BytesIO(source)
     with Image.open(source) as img:
-        if img.mode != "LA":
-            img = img.convert("LA")
+        if img.mode != mode:
+            img = img.convert(mode)
         return np.array(img, dtype=np.uint8)

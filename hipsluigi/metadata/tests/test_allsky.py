@@ -196,3 +196,36 @@ def test_write_allsky_skips_none_formats(tmp_path):
     assert not (tmp_path / "Norder0" / "Allsky.png").exists()
     assert write_allsky(tmp_path, 1, None, None, tile_width=64) == []
     assert not (tmp_path / "Norder1").exists()
+
+
+def test_rgba_allsky_reduces_each_colour_over_opaque_pixels_and_places_tiles_like_la(tmp_path):
+    w = 128
+    tile = np.zeros((w, w, 4), dtype=np.uint8)
+    tile[..., :3], tile[..., 3] = (100, 50, 200), 255
+    tile[0:2, 0:2, 0] = [[10, 20], [200, 31]]          # red: (10+20+31)/3 = 20.33 -> 20
+    tile[0:2, 0:2, 1] = [[0, 2], [250, 4]]             # green: (0+2+4)/3 = 2
+    tile[1, 0, 3] = 0                                  # the 200/250 pixel is transparent
+    tile[0:2, 2:4, 3] = 0                              # fully transparent block
+    tiles = {5: tile}
+    got = allsky_png_array(tiles, order=0, tile_width=w)
+    assert got.shape == (4 * 64, 3 * 64, 4) and got.dtype == np.uint8
+    block = got[64:128, 128:192]                       # tile 5: grid row 1, column 2
+    assert tuple(block[0, 0]) == (20, 2, 200, 255)
+    assert block[0, 1, 3] == 0
+    assert tuple(block[10, 10]) == (100, 50, 200, 255)
+    assert (got[:64, :, 3] == 0).all() and (got[:, :128, 3] == 0).all()
+    # each colour channel is reduced exactly as an LA tile holding that channel as gray
+    for k in range(3):
+        la = allsky_png_array({5: tile[..., [k, 3]]}, order=0, tile_width=w)
+        np.testing.assert_array_equal(got[..., [k, 3]], la)
+
+    write_allsky(tmp_path, 0, None, tiles, tile_width=w)
+    with Image.open(tmp_path / "Norder0" / "Allsky.png") as im:
+        assert im.mode == "RGBA"
+        np.testing.assert_array_equal(np.asarray(im), got)
+
+
+def test_allsky_refuses_la_and_rgba_tiles_mixed():
+    tiles = {0: np.zeros((64, 64, 2), np.uint8), 1: np.zeros((64, 64, 4), np.uint8)}
+    with pytest.raises(ValueError, match="shape"):
+        allsky_png_array(tiles, order=0, tile_width=64)

@@ -1,3 +1,4 @@
+import json
 import re
 
 import pytest
@@ -14,12 +15,57 @@ def _page(**kw):
     return index_html(**args)
 
 
-def test_page_loads_aladin_lite_v3_from_cds():
+def _script_const(page, name):
+    return json.loads(re.search(rf"const {name} = (.*);", page).group(1))
+
+
+def test_page_without_local_copy_loads_aladin_lite_v3_from_cds_only():
     page = _page()
-    assert f'<script type="text/javascript" src="{CDS_SCRIPT}"' in page
-    assert "A.init.then(" in page
+    assert _script_const(page, "LOCAL_SCRIPT") is None
+    assert _script_const(page, "CDS_SCRIPT") == CDS_SCRIPT
+    assert '<script type="module">' in page
+    assert "await A.init;" in page
     assert 'A.aladin("#aladin-lite-div"' in page
     assert '<div id="aladin-lite-div">' in page
+
+
+def test_page_with_local_copy_imports_it_relative_to_itself_and_keeps_the_cds_fallback():
+    page = _page(local_aladin_lite=True)
+    assert _script_const(page, "LOCAL_SCRIPT") == "aladin-lite/aladin.js"
+    assert _script_const(page, "CDS_SCRIPT") == CDS_SCRIPT
+    assert "await import(new URL(LOCAL_SCRIPT, window.location.href).href)" in page
+    # the fallback is in the catch of that import
+    catch = page[page.index("} catch (err) {"):page.index("return loadClassicScript(CDS_SCRIPT)")]
+    assert "console.warn" in catch
+
+
+def test_write_index_html_uses_the_local_copy_only_when_it_is_there(tmp_path):
+    path = tmp_path / "HiPS" / "index.html"
+    write_index_html(path, "t", "equatorial", 10.0, 20.0, 30.0)
+    assert _script_const(path.read_text(encoding="utf-8"), "LOCAL_SCRIPT") is None
+    (tmp_path / "HiPS" / "aladin-lite").mkdir()
+    (tmp_path / "HiPS" / "aladin-lite" / "aladin.js").write_text("export default {};")
+    write_index_html(path, "t", "equatorial", 10.0, 20.0, 30.0)
+    assert _script_const(path.read_text(encoding="utf-8"), "LOCAL_SCRIPT") == (
+        "aladin-lite/aladin.js")
+
+
+def test_png_first_and_a_fits_choice_with_the_pixel_cut():
+    page = _page(pixel_cut=(-3.5, 278.25), fits_stretch="sqrt")
+    assert re.search(r'<option value="png" selected>PNG</option>\s*'
+                     r'<option value="fits">FITS</option>', page)
+    assert _script_const(page, "FITS_OPTIONS") == {
+        "imgFormat": "fits", "stretch": "sqrt", "minCut": -3.5, "maxCut": 278.25}
+    assert "survey: hipsUrl" in page  # the base layer starts as the HiPS default (PNG first)
+    # without a cut, Aladin Lite takes hips_pixel_cut from properties
+    assert _script_const(_page(), "FITS_OPTIONS") == {"imgFormat": "fits", "stretch": "asinh"}
+
+
+def test_report_link_only_when_given():
+    assert "QA report" not in _page()
+    page = _page(report="qa/report.html")
+    assert '<a href="qa/report.html">QA report</a>' in page
+    assert '<a href="a&quot;b.html">' in _page(report='a"b.html')
 
 
 def test_title_is_html_escaped():
@@ -56,11 +102,20 @@ def test_galactic_view_target_is_in_galactic_coordinates():
 
 
 def test_page_says_how_to_serve_it():
-    assert "python -m http.server" in _page()
+    page = _page()
+    assert "hipsluigi serve" in page and "python -m http.server" in page
 
 
 @pytest.mark.parametrize("kw", [{"frame": "ecliptic"}, {"initial_dec": 91.0},
-                                {"initial_fov": 0.0}])
+                                {"initial_fov": 0.0}, {"pixel_cut": (5.0, 5.0)},
+                                {"pixel_cut": (0.0, float("nan"))}, {"fits_stretch": "gaussian"}])
 def test_rejects_bad_arguments(kw):
     with pytest.raises(ValueError):
         _page(**kw)
+
+
+def test_a_png_only_hips_offers_no_fits_view():
+    page = index_html("Colour", "galactic", 10.0, 20.0, 60.0, fits_tiles=False)
+    assert 'id="hips-format"' not in page and '"imgFormat": "fits"' not in page
+    assert "const FITS_OPTIONS = null;" in page
+    assert 'id="hips-format"' in index_html("Grey", "galactic", 10.0, 20.0, 60.0)

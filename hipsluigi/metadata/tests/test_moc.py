@@ -1,9 +1,12 @@
 import healpy as hp
 import numpy as np
 import pytest
+from astropy import units as u
+from astropy.coordinates import SkyCoord
 from astropy.io import fits
+from mocpy import MOC
 
-from hipsluigi.metadata.moc import moc_sky_fraction, tiles_moc, write_moc
+from hipsluigi.metadata.moc import icrs_coverage, moc_sky_fraction, tiles_moc, write_moc
 
 MOC_DEPTH = 29  # MOC 2.0 RANGE values count cells of order 29
 
@@ -53,16 +56,54 @@ def test_rejects_cells_outside_the_order(order, npix):
         tiles_moc(order, npix)
 
 
-@pytest.mark.parametrize("frame, code", [("galactic", "G"), ("equatorial", "C")])
-def test_written_moc_has_frame_and_input_cells(tmp_path, frame, code):
+def test_written_moc_is_icrs_with_the_input_cells_and_reads_back_in_mocpy(tmp_path):
     npix = [0, 1, 2, 3, 17, 100, 191]
     path = tmp_path / "Moc.fits"
-    write_moc(path, tiles_moc(2, npix), frame)
-    assert fits.getval(path, "COORDSYS", ext=1).strip() == code
+    write_moc(path, icrs_coverage("equatorial", 2, npix))
+    assert fits.getval(path, "COORDSYS", ext=1).strip() == "C"
     assert _cells_from_fits(path, 2) == npix
+    back = MOC.load(str(path), "fits")
+    assert back.sky_fraction == pytest.approx(len(npix) / 192)
 
 
-def test_write_moc_rejects_unknown_frame(tmp_path):
-    with pytest.raises(ValueError):
-        write_moc(tmp_path / "Moc.fits", tiles_moc(0, [0]), "ecliptic")
-    assert not (tmp_path / "Moc.fits").exists()
+def _galactic_tiles(order, npix):
+    """Centres and corners of galactic tiles, in ICRS degrees, by healpy and astropy."""
+    nside = hp.order2nside(order)
+    vecs = [np.array(hp.pix2vec(nside, npix, nest=True))]
+    corners = hp.boundaries(nside, np.asarray(npix), step=1, nest=True)
+    vecs += [corners[..., k].T for k in range(4)]
+    lon, lat = hp.vec2ang(np.concatenate(vecs, axis=1).T, lonlat=True)
+    icrs = SkyCoord(lon * u.deg, lat * u.deg, frame="galactic").icrs
+    return icrs.ra, icrs.dec
+
+
+@pytest.mark.parametrize("order, region", [(2, "cone"), (3, "cone"), (3, "band"), (1, "all")])
+def test_galactic_coverage_in_icrs_covers_every_tile_and_little_more(order, region):
+    nside = hp.order2nside(order)
+    lon, lat = hp.pix2ang(nside, np.arange(12 * nside**2), nest=True, lonlat=True)
+    if region == "cone":  # 40 degrees around (l, b) = (30, 20)
+        cos_d = (np.sin(np.radians(lat)) * np.sin(np.radians(20)) + np.cos(np.radians(lat))
+                 * np.cos(np.radians(20)) * np.cos(np.radians(lon - 30)))
+        npix = np.flatnonzero(cos_d > np.cos(np.radians(40)))
+    elif region == "band":  # |b| < 10: the Galactic plane
+        npix = np.flatnonzero(np.abs(lat) < 10)
+    else:
+        npix = np.arange(12 * nside**2)
+    moc = icrs_coverage("galactic", order, npix)
+    ra, dec = _galactic_tiles(order, npix)
+    assert moc.contains_lonlat(ra, dec).all()
+    tiles_fraction = npix.size / (12 * nside**2)
+    # at most about one ring of cells of this order around the coverage
+    ring = 4 * np.sqrt(npix.size) / (12 * nside**2) * 2
+    assert tiles_fraction <= moc.sky_fraction <= tiles_fraction + ring + 1e-12
+    if region == "all":
+        assert moc.sky_fraction == pytest.approx(1.0)
+
+
+def test_galactic_coverage_excludes_the_icrs_cells_far_from_the_tiles():
+    order, nside = 3, 8
+    npix = hp.query_disc(nside, hp.ang2vec(30, 20, lonlat=True), np.radians(10), nest=True)
+    moc = icrs_coverage("galactic", order, npix)
+    # the opposite side of the sky, 180 degrees from the cone
+    far = SkyCoord(210 * u.deg, -20 * u.deg, frame="galactic").icrs
+    assert not moc.contains_lonlat(far.ra, far.dec).any()

@@ -68,7 +68,8 @@ def test_bitpix_minus32_only_when_fits_tiles():
 def test_optional_keys_formatted_and_absent_when_not_given():
     p = _props(pixel_cut=(0.5, 120), data_range=(-3, 4000.25), initial_ra=83.5,
                initial_dec=-5.25, initial_fov=30, pixel_scale=0.000214576721191,
-               moc_sky_fraction=0.25, nb_tiles=4096, estsize_kb=123456)
+               moc_sky_fraction=0.25, estsize_kb=123456, sampling="bilinear",
+               overlay="mean", hierarchy="mean")
     assert p["hips_pixel_cut"] == "0.5 120"
     assert p["hips_data_range"] == "-3 4000.25"
     assert p["hips_initial_ra"] == "83.5"
@@ -76,13 +77,31 @@ def test_optional_keys_formatted_and_absent_when_not_given():
     assert p["hips_initial_fov"] == "30"
     assert float(p["hips_pixel_scale"]) == pytest.approx(0.000214576721191, rel=1e-9)
     assert p["moc_sky_fraction"] == "0.25"
-    assert p["hips_nb_tiles"] == "4096"
     assert p["hips_estsize"] == "123456"
+    assert (p["hips_sampling"], p["hips_overlay"], p["hips_hierarchy"]) == ("bilinear", "mean",
+                                                                          "mean")
     bare = _props()
     for key in ("hips_pixel_cut", "hips_data_range", "hips_initial_ra", "hips_initial_dec",
-                "hips_initial_fov", "hips_pixel_scale", "moc_sky_fraction", "hips_nb_tiles",
-                "hips_estsize"):
+                "hips_initial_fov", "hips_pixel_scale", "moc_sky_fraction", "hips_estsize",
+                "hips_sampling", "hips_overlay", "hips_hierarchy", "obs_regime", "t_min"):
         assert key not in bare
+
+
+def test_provenance_keys_are_written_checked_and_formatted():
+    p = _props(provenance={"obs_description": "AllWISE W1", "prov_progenitor": "Atlas",
+                           "obs_regime": "Infrared", "em_min": 3.0213e-6, "em_max": 3.6839e-6,
+                           "t_min": 55203, "t_max": 55593.0, "s_pixel_scale": 1.375 / 3600,
+                           "data_pixel_bitpix": -32})
+    assert (p["obs_regime"], p["em_min"], p["em_max"]) == ("Infrared", "3.0213e-06",
+                                                         "3.6839e-06")
+    assert (p["t_min"], p["t_max"], p["data_pixel_bitpix"]) == ("55203", "55593", "-32")
+    assert float(p["s_pixel_scale"]) == pytest.approx(1.375 / 3600)
+    for bad, match in (({"obs_regime": "infrared"}, "obs_regime"),
+                       ({"em_min": 2e-6, "em_max": 1e-6}, "em_min"),
+                       ({"em_min": -1.0}, "em_min"), ({"data_pixel_bitpix": 12}, "BITPIX"),
+                       ({"hips_stretch": "x"}, "unknown provenance")):
+        with pytest.raises(ValueError, match=match):
+            _props(provenance=bad)
 
 
 def test_extra_keys_are_added():

@@ -81,6 +81,9 @@ def built(tmp_path_factory):
     logs = _Collect()
     logger = logging.getLogger("luigi-interface")
     logger.addHandler(logs)
+    # INFO whatever an earlier test or Luigi's own logging set-up left it at
+    level = logger.level
+    logger.setLevel(logging.INFO)
     try:
         with luigi_options(options):
             start = time.time()
@@ -93,6 +96,7 @@ def built(tmp_path_factory):
                        if t.get_task_family() == "PlateMosaic"}
     finally:
         logger.removeHandler(logs)
+        logger.setLevel(level)
     yield {"result": result, "ran": ran, "mosaics": mosaics, "start": start, "end": end,
            "logs": logs.lines, "base": root / "u0" / "qa",
            "scheduler": result.worker._scheduler}

@@ -176,9 +176,9 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
     from hipsluigi.metadata.allsky import allsky_fits_array, write_allsky
     from hipsluigi.metadata.index_html import write_index_html
     from hipsluigi.metadata.moc import icrs_coverage, moc_sky_fraction, write_moc
-    from hipsluigi.metadata.preview import write_preview
+    from hipsluigi.metadata.preview import preview_jpeg
     from hipsluigi.metadata.properties import hips_properties, write_properties
-    from hipsluigi.storage.atomic import write_fits_atomic
+    from hipsluigi.storage.atomic import write_bytes_atomic, write_fits_atomic
     from hipsluigi.tiles.cut import check_cards
     from hipsluigi.viewer.aladin_lite import install_aladin_lite
 
@@ -209,7 +209,7 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
 
     moc = icrs_coverage(spec.frame, spec.order, deepest)
     write_moc(hips_dir / "Moc.fits", moc)
-    write_preview(hips_dir, preview_tiles, min(3, spec.order))
+    write_bytes_atomic(hips_dir / "preview.jpg", preview_jpeg(preview_tiles, min(3, spec.order)))
     ra, dec, fov = initial_view(spec.order, deepest, spec.frame)
     install_aladin_lite(hips_dir)  # first: the page loads the local copy only if it is there
     write_index_html(hips_dir / "index.html", spec.obs_title, spec.frame, ra, dec, fov,

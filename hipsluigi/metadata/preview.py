@@ -1,16 +1,14 @@
 """``preview.jpg``: a small whole-sky picture of the map (HiPS 1.0, section 4.4.4), in the
 Mollweide projection of the map's own frame, longitude rising to the left (as the sky is seen),
-made from the PNG tiles of one order."""
+made from the PNG tiles of one order. Its pure pieces (PNG tile pixels to HEALPix cells, the
+Mollweide projection) also draw the QA report's sky plots."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import healpy as hp
 import numpy as np
-
-from hipsluigi.storage.atomic import write_bytes_atomic
 
 #: Width of ``preview.jpg`` in pixels (the Mollweide ellipse fills it; height is half).
 PREVIEW_WIDTH = 512
@@ -18,9 +16,10 @@ PREVIEW_WIDTH = 512
 PREVIEW_NSIDE = 256
 
 
-def preview_map(png_tiles: Mapping[int, np.ndarray], order: int) -> tuple[np.ndarray, int]:
+def preview_map(png_tiles: Mapping[int, np.ndarray], order: int,
+                max_nside: int | None = PREVIEW_NSIDE) -> tuple[np.ndarray, int]:
     """A NESTED HEALPix map of gray levels from PNG tiles, block-averaged to at most
-    :data:`PREVIEW_NSIDE`.
+    ``max_nside`` (None: one cell a tile pixel).
 
     Parameters
     ----------
@@ -30,19 +29,21 @@ def preview_map(png_tiles: Mapping[int, np.ndarray], order: int) -> tuple[np.nda
         ``ix = w-1-row`` flipped).
     order : int
         HiPS order of the tiles.
+    max_nside : int or None, optional
+        The resolution to average down to, at most.
 
     Returns
     -------
     tuple
-        ``(map, nside)``: float gray levels, ``healpy.UNSEEN`` where no tile or alpha is 0.
+        ``(map, nside)``: float gray levels, NaN where no tile or alpha is 0.
     """
     if not png_tiles:
-        return np.full(12, hp.UNSEEN), 1
+        return np.full(12, np.nan), 1
     width = next(iter(png_tiles.values())).shape[0]
-    block = max(1, (width << order) // PREVIEW_NSIDE)
-    side = width // block  # cells a tile side, at the preview's resolution
+    block = 1 if max_nside is None else max(1, (width << order) // max_nside)
+    side = width // block  # cells a tile side, at the map's resolution
     nside = side << order
-    values = np.full(12 * nside * nside, hp.UNSEEN)
+    values = np.full(12 * nside * nside, np.nan)
     ix, iy = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
     for npix, tile in png_tiles.items():
         gray = tile[..., 0].astype(np.float64).reshape(side, block, side, block)
@@ -51,28 +52,36 @@ def preview_map(png_tiles: Mapping[int, np.ndarray], order: int) -> tuple[np.nda
         total = np.where(seen, gray, 0.0).sum(axis=(1, 3))
         tx, ty, face = hp.pix2xyf(1 << order, int(npix), nest=True)
         cells = hp.xyf2pix(nside, tx * side + ix, ty * side + iy, face, nest=True)
-        values[cells] = np.where(count > 0, total / np.maximum(count, 1), hp.UNSEEN)
+        values[cells] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     return values, nside
 
 
-def mollweide_image(values: np.ndarray, nside: int, width: int = PREVIEW_WIDTH) -> np.ndarray:
+def mollweide_projection(values: np.ndarray, xsize: int) -> tuple[np.ndarray, list]:
+    """A NESTED map in healpy's Mollweide projection (longitude 0 at the centre, growing to
+    the left): ``(picture, extent)``, ``(xsize // 2, xsize)`` with rows rising northwards
+    (``origin="lower"``), NaN outside the sky and where the map is NaN; ``extent`` as
+    matplotlib's ``imshow`` takes it."""
+    nside = hp.npix2nside(values.size)
+    proj = hp.projector.MollweideProj(xsize=xsize)
+    image = proj.projmap(values, lambda x, y, z: hp.vec2pix(nside, x, y, z, nest=True))
+    return np.where(np.isinf(image), np.nan, image), proj.get_extent()
+
+
+def mollweide_image(values: np.ndarray, width: int = PREVIEW_WIDTH) -> np.ndarray:
     """The Mollweide picture of a NESTED gray-level map: ``(width // 2, width)`` uint8, rows
     top-down (north up), black outside the sky and where the map is blank."""
-    proj = hp.projector.MollweideProj(xsize=width)
-    image = proj.projmap(values, lambda x, y, z: hp.vec2pix(nside, x, y, z, nest=True))
-    image = np.where(np.isfinite(image) & (image != hp.UNSEEN), image, 0.0)
+    image, _ = mollweide_projection(values, width)
+    image = np.where(np.isfinite(image), image, 0.0)
     return np.clip(np.rint(image[::-1]), 0, 255).astype(np.uint8)  # healpy's rows rise
 
 
-def write_preview(hips_dir: Path, png_tiles: Mapping[int, np.ndarray], order: int) -> None:
-    """Write ``<hips_dir>/preview.jpg`` from the PNG tiles of ``order`` (see
-    :func:`preview_map`), atomically."""
+def preview_jpeg(png_tiles: Mapping[int, np.ndarray], order: int) -> bytes:
+    """``preview.jpg`` from the PNG tiles of ``order`` (see :func:`preview_map`)."""
     import io
 
     from PIL import Image
 
-    values, nside = preview_map(png_tiles, order)
+    values, _ = preview_map(png_tiles, order)
     buffer = io.BytesIO()
-    Image.fromarray(mollweide_image(values, nside), mode="L").save(buffer, format="JPEG",
-                                                                     quality=90)
-    write_bytes_atomic(Path(hips_dir) / "preview.jpg", buffer.getvalue())
+    Image.fromarray(mollweide_image(values), mode="L").save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()

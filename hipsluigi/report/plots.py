@@ -17,6 +17,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from hipsluigi.metadata.preview import mollweide_projection, preview_map
 from hipsluigi.stretch.histogram import PixelHistogram
 from hipsluigi.stretch.stretch import Stretch
 
@@ -27,6 +28,8 @@ matplotlib.use("Agg")
 #: Width of every plot, inches; with :data:`DPI`, 800 pixels.
 WIDTH = 8.0
 DPI = 100
+#: Width of the sky pictures in the plots, pixels.
+SKY_XSIZE = 800
 
 
 def png_bytes(fig: Figure) -> bytes:
@@ -61,43 +64,24 @@ def allsky_healpix(image: np.ndarray, order: int) -> np.ndarray:
         level of each pixel, NaN where the picture is transparent.
     """
     image = np.asarray(image)
-    gray = image[..., 0] if image.ndim == 3 else image
-    alpha = image[..., 1] if image.ndim == 3 else None
+    if image.ndim == 2:  # gray only: every pixel opaque
+        image = np.stack([image, np.full_like(image, 255)], axis=-1)
     ntiles = 12 * 4**order
     ncols = math.isqrt(ntiles)
-    width = gray.shape[1] // ncols
+    width = image.shape[1] // ncols
     nrows = -(-ntiles // ncols)
-    if width < 1 or gray.shape[0] < nrows * width:
+    if width < 1 or image.shape[0] < nrows * width:
         raise ValueError(f"an Allsky picture of order {order} holds {nrows} x {ncols} tiles; "
-                         f"got {gray.shape[0]} x {gray.shape[1]} pixels")
-    npix = np.arange(ntiles)
-    rows, cols = np.meshgrid(np.arange(width), np.arange(width), indexing="ij")
-    pix_rows = (npix // ncols)[:, None, None] * width + rows
-    pix_cols = (npix % ncols)[:, None, None] * width + cols
-    values = gray[pix_rows, pix_cols].astype(float)
-    if alpha is not None:
-        values[alpha[pix_rows, pix_cols] == 0] = np.nan
-    tx, ty, face = hp.pix2xyf(2**order, npix, nest=True)
-    ipix = hp.xyf2pix(width << order, tx[:, None, None] * width + rows,
-                      ty[:, None, None] * width + cols, face[:, None, None], nest=True)
-    out = np.full(hp.nside2npix(width << order), np.nan)
-    out[ipix] = values
-    return out
-
-
-def _mollweide_image(nested: np.ndarray, xsize: int = 800):
-    """``(picture, extent)``: a NESTED map in healpy's Mollweide projection (longitude 0 at
-    the centre, growing to the left), NaN outside the sky."""
-    nside = hp.npix2nside(nested.size)
-    proj = hp.projector.MollweideProj(xsize=xsize)
-    image = proj.projmap(nested, lambda x, y, z: hp.vec2pix(nside, x, y, z, nest=True))
-    return np.where(np.isinf(image), np.nan, image), proj.get_extent()
+                         f"got {image.shape[0]} x {image.shape[1]} pixels")
+    tiles = {n: image[(n // ncols) * width:(n // ncols + 1) * width,
+                      (n % ncols) * width:(n % ncols + 1) * width] for n in range(ntiles)}
+    return preview_map(tiles, order, max_nside=None)[0]
 
 
 def allsky_figure(image: np.ndarray, order: int, title: str, frame: str) -> Figure:
     """The Allsky preview of ``order`` (:func:`allsky_healpix`) on the sky, in the map's
     ``frame``, gray levels as in the PNG tiles."""
-    picture, extent = _mollweide_image(allsky_healpix(image, order))
+    picture, extent = mollweide_projection(allsky_healpix(image, order), SKY_XSIZE)
     fig = Figure(figsize=(WIDTH, 4.6))
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.88))
     ax.set_facecolor("white")
@@ -230,7 +214,7 @@ def coverage_map(order: int, npix: Sequence[int], max_order: int = 7) -> np.ndar
 
 def coverage_figure(order: int, npix: Sequence[int], frame: str) -> Figure:
     """The map's coverage: its tiles of ``order`` on the sky, in the map's ``frame``."""
-    picture, extent = _mollweide_image(coverage_map(order, npix))
+    picture, extent = mollweide_projection(coverage_map(order, npix), SKY_XSIZE)
     fig = Figure(figsize=(WIDTH, 4.6))
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.88))
     ax.imshow(np.ma.masked_invalid(picture), origin="lower", cmap="Greens", vmin=-0.3,

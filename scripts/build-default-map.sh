@@ -13,7 +13,7 @@ cat <<MSG
 
 The HiPS is in: $hips
 Look at it:
-  - in a browser: .venv/bin/hipsluigi serve $* (serves it on 127.0.0.1 and prints the
+  - in a browser: .venv/bin/hipsluigi serve${*:+ $*} (serves it on 127.0.0.1 and prints the
     address to open: Aladin Lite, copied next to the map, works offline)
   - its QA report: $hips/qa/report.html (plots of the stretch, the background, the coverage,
     the rejected inputs and the time per stage)

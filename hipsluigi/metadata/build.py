@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import healpy as hp
@@ -67,8 +67,9 @@ _READ_ERRORS = (OSError, ValueError, TypeError, IndexError, EOFError, SyntaxErro
 
 
 def read_tiles(hips_dir: Path, order: int, npix: Sequence[int], tile_width: int,
-               problems: dict[Path, str]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """The FITS and PNG tiles ``npix`` of ``order``, read back for the Allsky files.
+               problems: dict[Path, str], readers: Mapping[str, Callable] | None = None
+               ) -> dict[str, dict[int, np.ndarray]]:
+    """The tiles ``npix`` of ``order``, read back for the Allsky files.
 
     Parameters
     ----------
@@ -77,26 +78,30 @@ def read_tiles(hips_dir: Path, order: int, npix: Sequence[int], tile_width: int,
     order : int
         HiPS order.
     npix : sequence of int
-        The tiles (NESTED indices); each has a FITS and a PNG file.
+        The tiles (NESTED indices); each has a file of every extension of ``readers``.
     tile_width : int
         Tile width, pixels.
     problems : dict of pathlib.Path to str
         Every tile that cannot be read, or is not ``tile_width`` square, is added here with the
         reason, and left out of the result.
+    readers : mapping of str to callable, optional
+        File extension -> reader of a path. Default: ``fits`` (``astropy.io.fits.getdata``)
+        and ``png`` (:func:`hipsluigi.tiles.png.decode_png`).
 
     Returns
     -------
-    tuple of dict
-        ``(fits_tiles, png_tiles)``: npix -> ``(w, w)`` float array ``[row, col]`` (FITS
-        orientation), npix -> ``(w, w, 2)`` uint8 gray/alpha (rows top-down).
+    dict of str to dict
+        Extension -> npix -> array: ``(w, w)`` float ``[row, col]`` for FITS (FITS
+        orientation), ``(w, w, 2)`` uint8 gray/alpha for PNG (rows top-down).
     """
     from astropy.io import fits
     from astropy.utils.exceptions import AstropyUserWarning
 
     from hipsluigi.tiles.png import decode_png
 
-    readers = {"fits": fits.getdata, "png": decode_png}
-    found: dict[str, dict[int, np.ndarray]] = {"fits": {}, "png": {}}
+    if readers is None:
+        readers = {"fits": fits.getdata, "png": decode_png}
+    found: dict[str, dict[int, np.ndarray]] = {ext: {} for ext in readers}
     for n in npix:
         for ext, read in readers.items():
             path = hips_dir / tile_relpath(order, n, ext)
@@ -111,7 +116,7 @@ def read_tiles(hips_dir: Path, order: int, npix: Sequence[int], tile_width: int,
                 problems[path] = f"shape {data.shape}, expected {tile_width} x {tile_width}"
                 continue
             found[ext][int(n)] = data
-    return found["fits"], found["png"]
+    return found
 
 
 def initial_view(order: int, npix: Sequence[int], frame: str) -> tuple[float, float, float]:
@@ -193,8 +198,8 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
 
     problems: dict[Path, str] = {}
     for order in range(min(3, spec.order) + 1):
-        fits_tiles, png_tiles = read_tiles(hips_dir, order, tiles.get(order, []),
-                                           spec.tile_width, problems)
+        found = read_tiles(hips_dir, order, tiles.get(order, []), spec.tile_width, problems)
+        fits_tiles, png_tiles = found["fits"], found["png"]
         if problems:  # keep reading, to name every bad tile at once, but write nothing
             continue
         write_allsky(hips_dir, order, None, png_tiles, spec.tile_width)

@@ -14,10 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hipsluigi.geometry.hpx import face_side, tile_relpath
-
-#: What Pillow raises reading a damaged PNG.
-_READ_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
+from hipsluigi.geometry.hpx import face_side
 
 
 def read_colour_tiles(hips_dir: Path, order: int, npix: Sequence[int], tile_width: int
@@ -34,22 +31,15 @@ def read_colour_tiles(hips_dir: Path, order: int, npix: Sequence[int], tile_widt
     ValueError
         Naming every tile that cannot be read or is not ``tile_width`` square, and why.
     """
+    from hipsluigi.metadata.build import read_tiles
     from hipsluigi.tiles.colour import decode_rgba_png
 
-    tiles, problems = {}, []
-    for n in npix:
-        path = Path(hips_dir) / tile_relpath(order, n, "png")
-        try:
-            data = decode_rgba_png(path)
-        except _READ_ERRORS as err:
-            problems.append(f"{path}: unreadable ({type(err).__name__}: {err})")
-            continue
-        if data.shape[:2] != (tile_width, tile_width):
-            problems.append(f"{path}: shape {data.shape}, expected {tile_width} x {tile_width}")
-            continue
-        tiles[int(n)] = data
+    problems: dict[Path, str] = {}
+    tiles = read_tiles(Path(hips_dir), order, npix, tile_width, problems,
+                       readers={"png": decode_rgba_png})["png"]
     if problems:
-        raise ValueError(f"{len(problems)} unreadable colour tile(s): {'; '.join(problems)}")
+        listed = "; ".join(f"{path}: {why}" for path, why in problems.items())
+        raise ValueError(f"{len(problems)} unreadable colour tile(s): {listed}")
     return tiles
 
 

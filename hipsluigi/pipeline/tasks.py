@@ -814,10 +814,12 @@ def _survey_description(map_name: str, spec: MapSpec, layout: StorageLayout
 
 
 def _image_name(path: str, hdu: int) -> str:
-    """An image's name in the progenitor index: its file name without ``.fits`` (and
-    ``[hdu]`` for an extension)."""
+    """An image's name in the progenitor index: its file name without the FITS suffix the
+    survey folder is scanned for (and ``[hdu]`` for an extension)."""
+    from hipsluigi.surveys.fits_folder import PATTERNS
+
     name = os.path.basename(path)
-    for ext in (".fits.fz", ".fits.gz", ".fits", ".fit", ".fts"):
+    for ext in sorted((pattern[1:] for pattern in PATTERNS), key=len, reverse=True):
         if name.lower().endswith(ext):
             name = name[:-len(ext)]
             break

@@ -101,14 +101,19 @@ def _assert_every_output_whole(root: Path) -> tuple[int, int]:
 class WritevWatch:
     """``os.writev`` as the tile writer sees it: counts short writes and ENOSPC errors, and
     with ``budget`` set, acts as a disk with that many bytes free (part of the write that
-    crosses it, then ENOSPC)."""
+    crosses it, then ENOSPC). With ``folder``, that disk holds only the files under it (as
+    the tmpfs of the other test holds the HiPS folder, not the task records beside it)."""
 
-    def __init__(self, budget: int | None = None):
+    def __init__(self, budget: int | None = None, folder: Path | None = None):
         self.real = os.writev
         self.budget = budget
+        self.folder = folder
         self.short = self.nospace = 0
 
     def __call__(self, fd, buffers):
+        if self.folder is not None and not os.readlink(f"/proc/self/fd/{fd}").startswith(
+                f"{self.folder}/"):
+            return self.real(fd, buffers)  # another disk
         wanted = sum(memoryview(b).nbytes for b in buffers)
         if self.budget is not None:
             if self.budget <= 0:
@@ -174,7 +179,7 @@ def test_a_full_tmpfs_fails_the_run_with_every_output_whole_and_a_rerun_complete
 
 def test_an_injected_short_write_and_enospc_fail_the_run_with_every_output_whole(
         clean, tmp_path, monkeypatch, caplog):
-    watch = WritevWatch(budget=25 * TILE_BYTES + 4096)
+    watch = WritevWatch(budget=25 * TILE_BYTES + 4096, folder=tmp_path / "work" / HIPS)
 
     def free_space():
         watch.budget = None

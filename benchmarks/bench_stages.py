@@ -52,13 +52,10 @@ def timed(func) -> float:
 
 # -- pipeline ----------------------------------------------------------------------------------
 
-def _allsky_car(path: Path, width: int) -> None:
-    """A CAR all-sky image (galactic) of the synthetic truth."""
+def car_grid(width: int):
+    """A galactic all-sky CAR grid ``width x width/2`` (longitude increasing to the left): its
+    astropy WCS and the longitude and latitude (degrees) of every pixel ``[row, col]``."""
     from astropy.wcs import WCS
-
-    from hipsluigi.geometry.frames import lonlat_to_vec
-    from hipsluigi.spec import MapSpec
-    from hipsluigi.surveys.synthetic import SyntheticSky
 
     height = width // 2
     scale = 360.0 / width
@@ -69,15 +66,32 @@ def _allsky_car(path: Path, width: int) -> None:
     wcs.wcs.cdelt = [-scale, scale]
     ys, xs = np.mgrid[0:height, 0:width]
     lon, lat = wcs.wcs_pix2world(xs, ys, 0)
-    sky = SyntheticSky(MapSpec().synthetic, np.radians(scale))
+    return wcs, lon, lat
+
+
+def _allsky_car(path: Path, width: int) -> None:
+    """A CAR all-sky image (galactic) of the synthetic truth."""
+
+    from hipsluigi.geometry.frames import lonlat_to_vec
+    from hipsluigi.spec import MapSpec
+    from hipsluigi.surveys.synthetic import SyntheticSky
+
+    wcs, lon, lat = car_grid(width)
+    sky = SyntheticSky(MapSpec().synthetic, np.radians(360.0 / width))
     data = sky(lonlat_to_vec(lon, lat)).astype(np.float32)
     fits.writeto(path, data, wcs.to_header(), overwrite=True)
 
 
-def bench_pipeline(repeat: int, order: int = 3, width: int = 512) -> None:
+def run_reproject_to_hips(image: Path, out: Path, order: int, width: int) -> None:
+    """``reproject_to_hips`` of one galactic image to ``out``: bilinear, 2 threads."""
     from reproject import reproject_interp
     from reproject.hips import reproject_to_hips
 
+    reproject_to_hips(str(image), coord_system_out="galactic", reproject_function=reproject_interp,
+                      output_directory=str(out), level=order, tile_size=width, threads=2)
+
+
+def bench_pipeline(repeat: int, order: int = 3, width: int = 512) -> None:
     with tempfile.TemporaryDirectory(prefix="hipsluigi-stage-") as tmp:
         tmp = Path(tmp)
         folder = tmp / "images"
@@ -94,9 +108,7 @@ def bench_pipeline(repeat: int, order: int = 3, width: int = 512) -> None:
                    "--hips-storage", str(work), "--log-level", "WARNING"]
             ours.append(timed(lambda cmd=cmd: subprocess.run(cmd, check=True, cwd=tmp)))
             out = tmp / f"theirs{k}"
-            theirs.append(timed(lambda out=out: reproject_to_hips(
-                str(image), coord_system_out="galactic", reproject_function=reproject_interp,
-                output_directory=str(out), level=order, tile_size=width, threads=2)))
+            theirs.append(timed(lambda out=out: run_reproject_to_hips(image, out, order, width)))
             n_ours = len(list(work.rglob("Npix*.fits")))
             n_theirs = len(list(out.rglob("Npix*.fits")))
         ratio = [a / b for a, b in zip(ours, theirs, strict=True)]

@@ -1,162 +1,147 @@
-"""Projection: the full-sky WISE W1 map at order 9 on the seed's cluster, from measured costs.
+"""Projection: the whole-sky WISE W1 map at order 9 on the seed's cluster, from a measured run.
 
-Measures on this machine, per pixel and on one core, every pixel stage of one plate (a face
-plate of order 5: 16384^2, the seed's plate size, padded by 256): the mosaic with frame
-matching (frames read from FITS files, as survey images are), the overlap fits, the correction,
-the shrinks, the tiles and the PNGs. Then scales to the seed's map: 3,072 tile-bearing plates of
-16896^2 (3,328 listed; cell (4,4) repeats face 6), 12,276 overlap pairs, on 80 cores and 4
-storage units, and prints CPU hours, bytes read and written per storage unit, and wall time.
+Reads what ``benchmarks/bench_measured_run.py`` measured (a whole-sky ``fits`` survey run with
+512-pixel tiles, 4 storage units, ``background = global``): the bytes each task family read and
+wrote on each unit (counted by the tasks themselves), its CPU seconds and the peak disk of
+each unit. Scales them to order 9 by the ratio of deepest-order pixels, ``4**(9 - order)``:
 
-Assumptions (printed too): WISE atlas images cover the sky ~1.3 times at 1.375"/px (the mosaic
-cost scales with the output pixels and the coverage, measured here with the synthetic survey's
-1.3); a storage unit sustains ``--unit-mbps`` MB/s; the wall time is the larger of CPU time over
-the cores and the busiest unit's I/O time.
+* per-plate families (mosaics, overlap fits, corrections, shrinks, tiles, PNGs) scale with
+  the pixels (the default padding is 1/32 of the plate side at every order, so the mosaics'
+  and the overlaps' share of a plate is the same);
+* map-level families (index, plate table, background model, histogram merge, metadata, QA
+  report, and the histograms of ``histogram_order`` 3) are taken as measured;
+* the pixel work and the disk are spread over the units as the order-9 plate list spreads
+  the tile-bearing plates (the measured map has too few plates to be balanced);
+* survey images read: the measured bytes per output pixel times ``(0.8 / 1.375)**2`` (AllWISE
+  Atlas pixels of 1.375" against the map's 0.8", both float32, similar coverage), read from
+  and downloaded to the units evenly (``uU/_downloads``).
 
-    .venv/bin/python benchmarks/projection.py [--unit-mbps 500] [--cores 80] [--units 4]
+Then prints the busiest unit's bytes and time at ``--unit-mbps``, the CPU hours, the wall time
+(the larger of CPU over the cores and the busiest unit's I/O), and the peak disk per unit for
+one band and for W1-W4 (three finished bands plus one band at its peak), against the seed's
+units (16, 6, 6, 6 TB).
+
+    .venv/bin/python benchmarks/projection.py [--measured benchmarks/results/measured_run.json]
+        [--unit-mbps 500] [--cores 80]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
-import time
+import json
 from pathlib import Path
 
-import numpy as np
-from astropy.io import fits
-
-from hipsluigi.background.overlap import ring_stride
-from hipsluigi.geometry.plates import PlateGrid
-
-PLATES = 3072
-PAIRS = 12276
-SIDE = 16384
-PAD = 256
+REPO = Path(__file__).resolve().parents[1]
+TARGET_ORDER = 9
+#: AllWISE Atlas pixel (arcsec) against the order-9, 512-pixel map's (order 18 pixels).
+INPUT_RATIO = (0.8 / 1.375) ** 2
+SEED_UNITS_TB = (16, 6, 6, 6)
+PER_PLATE = {"PlateMosaic", "OverlapFit", "CorrectPlate", "ShrinkPlate", "PlateTiles",
+             "PlatePNGs"}
+OUTSIDE = "outside"
 
 
-def measure(tmp: Path) -> dict[str, float]:
-    """Seconds per padded (or unpadded) plate pixel of each stage, one core."""
-    from hipsluigi.background.overlap import fit_overlap
-    from hipsluigi.geometry.plates import grid_at_order
-    from hipsluigi.geometry.sky import plate_cap
-    from hipsluigi.mosaic.coadd import mosaic_plate
-    from hipsluigi.pyramid.shrink import crop_padding, shrink2
-    from hipsluigi.spec import MapSpec, SyntheticSpec
-    from hipsluigi.stretch.histogram import histogram_of
-    from hipsluigi.stretch.stretch import make_stretch
-    from hipsluigi.surveys.fits_folder import FitsFolderSurvey, scan_folder
-    from hipsluigi.surveys.synthetic import SyntheticSurvey
-    from hipsluigi.tiles.cut import plate_tiles, tile_hdu
-    from hipsluigi.tiles.png import encode_png
+def unit_shares(nunits: int) -> list[float]:
+    """Each unit's share of the order-9 map's tile-bearing plates (the seed's 80-a-side grid,
+    ``platelist.tbl``'s assignment; cell (4, 4) repeats face 6 and holds no tile)."""
+    import numpy as np
 
-    # A smaller stand-in plate (order 3 face, 4096^2 + padding) with the same per-pixel work.
-    spec = MapSpec(order=3, tile_width=512, nplate=5, pad=128,
-                   synthetic=SyntheticSpec(frame_size=512))
-    grid = spec.grid
-    survey = SyntheticSurvey(spec)
-    folder = tmp / "frames"
-    folder.mkdir()
-    # Plate (2, 2) is face 4, wholly in the equatorial belt; plate (2, 1) is face 0, half in
-    # the north polar cap. The 4 equatorial faces are a third of the sky, the 8 polar ones
-    # (half cap, half belt each) two thirds: the mosaic cost is weighted so.
-    written = set()
-    for plate in ((2, 2), (2, 1)):
-        for image in survey.images_touching(*plate_cap(grid, *plate)):
-            if image.key not in written:
-                written.add(image.key)
-                fits.writeto(folder / f"{image.key.replace(':', '_')}.fits",
-                             image.load().astype(np.float32), image.wcs.to_header())
-    index = scan_folder(folder, spec.frame)
-    files = FitsFolderSurvey(index, spec.frame)
-    padded = grid.shape(padded=True)[0] ** 2
-    out = {}
-    seconds = {}
-    for plate in ((2, 2), (2, 1)):
-        images = files.images_touching(*plate_cap(grid, *plate))
-        start = time.perf_counter()
-        result = mosaic_plate(grid, *plate, images, spec.frame, match_images=True)
-        seconds[plate] = time.perf_counter() - start
-        if plate == (2, 2):
-            mosaic = result.data
-    print(f"mosaic with image matching, one core: equatorial plate {seconds[2, 2]:.1f} s, "
-          f"polar plate {seconds[2, 1]:.1f} s ({padded / 1e6:.1f} Mpix each)")
-    out["mosaic"] = (seconds[2, 2] / 3 + 2 * seconds[2, 1] / 3) / padded
-    ring = 4 * grid.shape(padded=True)[0] * 4 * grid.pad
-    stride = ring_stride(grid)  # as OverlapFit chooses it
-    start = time.perf_counter()
-    fit_overlap(grid, (2, 2), (2, 3), mosaic, mosaic, 0, 1, stride)
-    out["overlap"] = (time.perf_counter() - start) / (ring / stride**2)  # per sampled pixel
-    start = time.perf_counter()
-    plate = crop_padding(mosaic, grid.pad) - np.float32(0.1)
-    fits.writeto(tmp / "plate.fits", plate)
-    out["correct"] = (time.perf_counter() - start) / plate.size
-    start = time.perf_counter()
-    shrink2(fits.getdata(tmp / "plate.fits"))
-    out["shrink"] = (time.perf_counter() - start) / plate.size
-    start = time.perf_counter()
-    for npix, tile in plate_tiles(plate, grid_at_order(grid, 3), 2, 2):
-        tile_hdu(tile, 3, npix, spec.frame).writeto(tmp / f"t{npix}.fits")
-    out["tiles"] = (time.perf_counter() - start) / plate.size
-    stretch = make_stretch(histogram_of(plate), "gaussian-log")
-    start = time.perf_counter()
-    for npix, tile in plate_tiles(plate, grid_at_order(grid, 3), 2, 2):
-        (tmp / f"t{npix}.png").write_bytes(encode_png(tile, stretch))
-    out["png"] = (time.perf_counter() - start) / plate.size
-    return out
+    from hipsluigi.geometry.platelist import plate_list
+    from hipsluigi.geometry.plates import PlateGrid
+
+    grid = PlateGrid(TARGET_ORDER, 512, 80, 0)
+    table = plate_list(grid, nunits)
+    bearing = np.array([not grid.is_duplicate(int(i), int(j))
+                        for i, j in zip(table["i"], table["j"], strict=True)])
+    counts = np.bincount(table["unit"][bearing], minlength=nunits)
+    return list(counts / counts.sum())
+
+
+def project(measured: dict) -> dict:
+    """Order-9 bytes by unit (read + written), by family, CPU seconds and disk."""
+    scale = 4 ** (TARGET_ORDER - measured["order"])
+    nunits = measured["units"]
+    units = [f"unit{u}" for u in range(nunits)]
+    shares = unit_shares(nunits)
+    per_unit = dict.fromkeys(units, 0.0)
+    per_family: dict[str, float] = {}
+    inputs = 0.0
+    for family, counts in measured["families"].items():
+        per_plate = family in PER_PLATE
+        for unit, rw in counts.items():
+            if unit == OUTSIDE:
+                inputs += rw["read"] * scale * INPUT_RATIO
+                continue
+            moved = rw["read"] + rw["written"]
+            per_family[family] = per_family.get(family, 0.0) + moved * (scale if per_plate
+                                                                         else 1)
+            if not per_plate:  # map-level work stays where it was measured
+                per_unit[unit] += moved
+        if per_plate:  # pixel work goes where the order-9 plates are
+            total = sum(rw["read"] + rw["written"] for u, rw in counts.items() if u != OUTSIDE)
+            for unit, share in zip(units, shares, strict=True):
+                per_unit[unit] += total * scale * share
+    for unit, share in zip(units, shares, strict=True):  # downloaded, then read by mosaics
+        per_unit[unit] += 2 * inputs * share
+    per_family["survey images (download + read)"] = 2 * inputs
+    cpu = sum(s * (scale if f in PER_PLATE else 1)
+              for f, s in measured["cpu_seconds"].items())
+    disk = {}
+    for kind in ("peak_disk", "final_disk"):
+        total = sum(measured[kind].values()) * scale
+        disk[kind] = {u: total * share for u, share in zip(units, shares, strict=True)}
+    return {"scale": scale, "shares": shares, "per_unit": per_unit, "per_family": per_family,
+            "cpu": cpu, "peak": disk["peak_disk"], "final": disk["final_disk"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--measured", type=Path,
+                        default=REPO / "benchmarks" / "results" / "measured_run.json")
     parser.add_argument("--cores", type=int, default=80)
-    parser.add_argument("--units", type=int, default=4)
     parser.add_argument("--unit-mbps", type=float, default=500.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="hipsluigi-projection-") as tmp:
-        cost = measure(Path(tmp))
-    padded, plain = (SIDE + 2 * PAD) ** 2, SIDE**2
-    pyramid = plain * (1 / 4 + 1 / 16 + 1 / 64 + 1 / 256)  # orders 8..0, from order 9
-    ring = 4 * (SIDE + 2 * PAD) * 4 * PAD
-    samples = ring / ring_stride(PlateGrid(9, 512, 80, PAD)) ** 2
-    seconds = {
-        "mosaic (with frame matching)": PLATES * padded * cost["mosaic"],
-        "overlap fits": PAIRS * samples * cost["overlap"],
-        "correct": PLATES * plain * cost["correct"],
-        "shrink": PLATES * pyramid * 4 * cost["shrink"],
-        "FITS tiles": PLATES * (plain + pyramid) * cost["tiles"],
-        "PNG tiles": PLATES * (plain + pyramid) * cost["png"],
-    }
-    cpu_hours = sum(seconds.values()) / 3600
-    gb = 1e9
-    input_bytes = PLATES * padded * 1.3 * 4 * (0.8 / 1.375) ** 2  # atlas pixels read, float32
-    written = {
-        "plate mosaics": PLATES * padded * 4,
-        "corrected plates + pyramid": PLATES * (plain + pyramid) * 4,
-        "FITS tiles": PLATES * (plain + pyramid) * 4 * 1.003,
-        "PNG tiles (~1 byte/pixel)": PLATES * (plain + pyramid) * 1.0,
-    }
-    read = {"input images": input_bytes, "mosaics (correct, overlaps)": PLATES * padded * 4 * 1.2,
-            "plates (shrink, tiles, PNGs)": PLATES * (plain + pyramid) * 4 * 3}
-    per_unit = (sum(written.values()) + sum(read.values())) / args.units
-    io_hours = per_unit / (args.unit_mbps * 1e6) / 3600
+    measured = json.loads(args.measured.read_text())
+    p = project(measured)
+    tb, gb = 1e12, 1e9
+    print(f"measured: order {measured['order']}, {measured['tile_width']}-pixel tiles, "
+          f"{measured['units']} units, keep_intermediate {measured['keep_intermediate']}, "
+          f"{measured['wall_seconds']:.0f} s wall on this machine; scaled x{p['scale']} to "
+          f"order {TARGET_ORDER}\n")
+    print("bytes moved at order 9, by task family (read + written):")
+    for family, n in sorted(p["per_family"].items(), key=lambda kv: -kv[1]):
+        print(f"  {family:34s} {n / tb:8.2f} TB")
+    print("\nby storage unit:")
+    mean = sum(p["per_unit"].values()) / len(p["per_unit"])
+    for unit, n in p["per_unit"].items():
+        hours = n / (args.unit_mbps * 1e6) / 3600
+        print(f"  {unit}: {n / tb:6.2f} TB, {hours:4.1f} h at {args.unit_mbps:.0f} MB/s "
+              f"({100 * (n / mean - 1):+.1f} % of the mean)")
+    busiest_unit, busiest = max(p["per_unit"].items(), key=lambda kv: kv[1])
+    io_hours = busiest / (args.unit_mbps * 1e6) / 3600
+    cpu_hours = p["cpu"] / 3600
     wall = max(cpu_hours / args.cores, io_hours)
-    print("measured on this machine, one core, per output pixel (overlap: per sampled pixel): "
-          + ", ".join(f"{k} {v * 1e9:.0f} ns" for k, v in cost.items()))
-    print(f"\nWISE W1 at order 9: {PLATES} plates of {SIDE + 2 * PAD}^2, {PAIRS} overlap pairs")
-    for stage, sec in seconds.items():
-        print(f"  {stage:30s} {sec / 3600:8.0f} CPU hours")
-    print(f"  {'total':30s} {cpu_hours:8.0f} CPU hours")
-    for name, value in {**{f'write {k}': v for k, v in written.items()},
-                        **{f'read {k}': v for k, v in read.items()}}.items():
-        print(f"  {name:40s} {value / gb:9.0f} GB ({value / gb / args.units:8.0f} GB per unit)")
-    print(f"\non {args.cores} cores and {args.units} units of {args.unit_mbps:.0f} MB/s: CPU "
-          f"{cpu_hours / args.cores:.1f} h, busiest unit's I/O {io_hours:.1f} h -> wall time "
-          f"about {wall:.1f} h (target < 3 h)")
-    needed = per_unit / (3 * 3600) / 1e6
-    print(f"under 3 h once each unit sustains {needed:.0f} MB/s (no page-cache hits counted: "
-          f"{per_unit / gb:.0f} GB through each unit)")
+    print(f"\nCPU: {cpu_hours:.0f} CPU hours, {cpu_hours / args.cores:.1f} h on {args.cores} "
+          f"cores")
+    print(f"busiest unit: {busiest_unit}, {busiest / tb:.2f} TB, {io_hours:.1f} h")
+    print(f"wall time: about {wall:.1f} h (goal < 3 h: {'met' if wall < 3 else 'NOT met'}); "
+          f"busiest unit {100 * (busiest / mean - 1):.1f} % above the mean (goal <= 15 %: "
+          f"{'met' if busiest <= 1.15 * mean else 'NOT met'})")
+    print("\npeak disk per unit, one band (measured peak x scale) and W1-W4 (three finished "
+          "bands + one at its peak), against the seed's units:")
+    fits_all = True
+    for k, unit in enumerate(sorted(p["peak"])):
+        one = p["peak"][unit]
+        four = 3 * p["final"][unit] + one
+        cap = SEED_UNITS_TB[k] * tb if k < len(SEED_UNITS_TB) else float("nan")
+        fits_all &= four <= cap
+        print(f"  {unit}: one band {one / tb:5.2f} TB, W1-W4 {four / tb:5.2f} TB "
+              f"(unit holds {cap / tb:.0f} TB: {'fits' if four <= cap else 'does NOT fit'}; "
+              f"one band {'fits' if one <= cap else 'does NOT fit'})")
+    print(f"W1-W4 within the seed's units: {'yes' if fits_all else 'no'}")
+    print(f"\nunder 3 h once each unit sustains {busiest / (3 * 3600) / 1e6:.0f} MB/s "
+          f"({busiest / gb:.0f} GB through the busiest unit)")
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     main()

@@ -186,6 +186,8 @@ class MapSpec:
     stretch_max: str = setting("", "PNG white level: e.g. max, 99.5%, or a value")
     histogram_order: int | None = setting(None, "order whose pixels set the stretch, "
                                                 "0..order; empty: min(3, order)")
+    keep_intermediate: bool = setting(True, "keep the plate mosaics and plates (false: each "
+                                            "is removed once every task reading it is done)")
     title: str = setting("", "obs_title; empty: the map name")
     creator_did: str = setting("", "creator_did; empty: ivo://hipsluigi/P/<name>")
     obs_description: str = setting("", "properties obs_description; empty: the survey's")
@@ -349,8 +351,9 @@ class MapSpec:
         # A dry run's placeholders must never pass for pixels.
         data["dryrun"] = self.executor == "dryrun"
         # wise_service: a mirror serves the same images.
+        # keep_intermediate: what is kept on disk, not what the pixels are.
         for key in ("executor", "stretch", "stretch_min", "stretch_max", "storage",
-                    "wise_service", *METADATA_KEYS):
+                    "wise_service", "keep_intermediate", *METADATA_KEYS):
             data.pop(key)
         return data
 

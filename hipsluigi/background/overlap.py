@@ -241,6 +241,15 @@ def fit_plane_clipped(x: np.ndarray, y: np.ndarray, z: np.ndarray, iterations: i
     return np.array([a, b, coef[2] - a * x0 - b * y0]), rms, keep
 
 
+def pages_touched(rows: np.ndarray, cols: np.ndarray, ncols: int, itemsize: int = 4,
+                  page: int = 4096) -> int:
+    """Bytes of the memory pages an array of ``ncols`` columns (row-major, ``itemsize``-byte
+    pixels, starting on a page boundary) holds at pixels ``(rows, cols)``: what reading those
+    pixels from a memory-mapped file pulls from the disk, read-ahead aside."""
+    offsets = (np.asarray(rows, np.int64) * ncols + np.asarray(cols, np.int64)) * itemsize
+    return int(np.unique(offsets // page).size) * page
+
+
 def fit_overlap(grid: PlateGrid, plus: tuple[int, int], minus: tuple[int, int],
                 plus_data: np.ndarray, minus_data: np.ndarray, plus_id: int, minus_id: int,
                 stride: int = 1) -> DifferenceFit | None:

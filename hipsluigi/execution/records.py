@@ -18,10 +18,11 @@ import os
 import resource
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
 from hipsluigi.storage.atomic import write_text_atomic
+from hipsluigi.storage.iometer import IOMeter, by_unit
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,14 @@ class TaskRecord:
         The machine the work ran on (a SLURM node, or the driver's).
     pid : int
         The process the work ran in.
+    read_by_unit, written_by_unit : dict of str to int
+        Bytes the work read and wrote, by storage unit (``unit0``, ``unit1``, ...; ``outside``
+        for files outside every unit, such as the survey's images), as the artifact layer
+        counted them (:mod:`hipsluigi.storage.iometer`: logical bytes, page cache or not).
+    proc_io : dict of str to int
+        The kernel's own counters for the process during ``work()`` (``/proc/self/io``:
+        ``rchar``, ``wchar``, and ``read_bytes``, ``write_bytes`` that reached the storage
+        layer); empty where the kernel does not say.
     """
 
     family: str
@@ -62,6 +71,9 @@ class TaskRecord:
     bytes_written: int
     host: str
     pid: int
+    read_by_unit: dict = field(default_factory=dict)
+    written_by_unit: dict = field(default_factory=dict)
+    proc_io: dict = field(default_factory=dict)
 
 
 def process_cpu_seconds() -> float:
@@ -70,18 +82,21 @@ def process_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def process_io() -> dict[str, int]:
+    """This process's I/O counters so far (Linux ``/proc/self/io``: ``rchar``, ``wchar``,
+    ``read_bytes``, ``write_bytes``, ...), or ``{}`` where the kernel does not say."""
+    try:
+        with open("/proc/self/io", encoding="ascii") as f:
+            return {key: int(value) for key, _, value in
+                    (line.partition(":") for line in f if ":" in line)}
+    except (OSError, ValueError):
+        return {}
+
+
 def process_bytes_written() -> int | None:
     """Bytes this process has passed to ``write`` so far (``/proc/self/io`` ``wchar``), or
     None where the kernel does not say (not Linux, or no procfs)."""
-    try:
-        with open("/proc/self/io", encoding="ascii") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key == "wchar":
-                    return int(value)
-    except (OSError, ValueError):
-        pass
-    return None
+    return process_io().get("wchar")
 
 
 def write_record(folder: str | os.PathLike, record: TaskRecord) -> Path:
@@ -113,7 +128,9 @@ def read_records(folder: str | os.PathLike, since: float | None = None) -> list[
     for path in folder.glob("*.json"):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            record = TaskRecord(**{k: data[k] for k in fields})
+            # fields with a default are newer than some records: those records lack them
+            record = TaskRecord(**{k: data[k] for k, f in fields.items()
+                                   if k in data or f.default_factory is MISSING})
         except (OSError, ValueError, KeyError, TypeError):
             continue  # torn or foreign: the report goes on without it
         if since is None or record.start >= since:
@@ -200,38 +217,77 @@ def summary_lines(stages: Sequence[StageSummary]) -> list[str]:
 
 
 class Recorder:
-    """Measures one ``work()`` call: ``with Recorder(family, task_id) as r: work()``, then
-    :meth:`record` (or None before the block ended)."""
+    """Measures one ``work()`` call: ``with Recorder(family, task_id, units=...) as r:
+    work()``, then :meth:`record` (or None before the block ended). ``units`` are the storage
+    units' folders the bytes are attributed to (:func:`hipsluigi.storage.iometer.by_unit`)."""
 
-    def __init__(self, family: str, task_id: str, outputs: Sequence[str] = ()):
+    def __init__(self, family: str, task_id: str, outputs: Sequence[str] = (),
+                 units: Sequence[str] = ()):
         self.family, self.task_id, self.outputs = family, task_id, list(outputs)
+        self.units = list(units)
         self._record: TaskRecord | None = None
 
     def __enter__(self) -> Recorder:
         self._start = time.time()
         self._cpu = process_cpu_seconds()
-        self._written = process_bytes_written()
+        self._io = process_io()
+        self._meter = IOMeter().__enter__()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self._meter.__exit__(exc_type, exc, tb)
         end = time.time()
         cpu = process_cpu_seconds() - self._cpu
-        written = process_bytes_written()
-        if written is None or self._written is None:
+        io = process_io()
+        proc = {k: io[k] - self._io[k] for k in _PROC_IO_KEYS if k in io and k in self._io}
+        written = proc.get("wchar")
+        if written is None:
             written = sum(os.path.getsize(p) for p in self.outputs if os.path.isfile(p))
-        else:
-            written -= self._written
         self._record = TaskRecord(
             family=self.family, task_id=self.task_id,
             status="done" if exc_type is None else "failed", start=self._start, end=end,
             wall=end - self._start, cpu=cpu, bytes_written=int(written), host=os.uname().nodename,
-            pid=os.getpid())
+            pid=os.getpid(), read_by_unit=by_unit(self._meter.read, self.units),
+            written_by_unit=by_unit(self._meter.written, self.units), proc_io=proc)
 
     def record(self) -> TaskRecord | None:
         return self._record
 
 
+_PROC_IO_KEYS = ("rchar", "wchar", "read_bytes", "write_bytes")
+
+
+def unit_totals(records: Iterable[TaskRecord]) -> dict[str, dict[str, dict[str, int]]]:
+    """Bytes read and written by task family and storage unit:
+    ``{family: {unit: {"read": n, "written": m}}}``, families in the order given."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for r in records:
+        family = out.setdefault(r.family, {})
+        for kind, counts in (("read", r.read_by_unit), ("written", r.written_by_unit)):
+            for unit, n in counts.items():
+                family.setdefault(unit, {"read": 0, "written": 0})[kind] += int(n)
+    return out
+
+
+def unit_lines(records: Sequence[TaskRecord]) -> list[str]:
+    """One line per storage unit (bytes read and written, and by which families the most),
+    the busiest first, for the end-of-run summary."""
+    per_unit: dict[str, dict[str, int]] = {}
+    for family, units in unit_totals(records).items():
+        for unit, rw in units.items():
+            per_unit.setdefault(unit, {})[family] = rw["read"] + rw["written"]
+    lines = []
+    for unit, families in sorted(per_unit.items(), key=lambda kv: -sum(kv[1].values())):
+        read = sum(r.read_by_unit.get(unit, 0) for r in records)
+        written = sum(r.written_by_unit.get(unit, 0) for r in records)
+        top = sorted(families.items(), key=lambda kv: -kv[1])[:3]
+        lines.append(f"{unit}: {format_bytes(read)} read, {format_bytes(written)} written "
+                     f"(most by " + ", ".join(f"{f} {format_bytes(n)}" for f, n in top) + ")")
+    return lines
+
+
 __all__ = [
     "Recorder", "StageSummary", "TaskRecord", "format_bytes", "process_bytes_written",
-    "process_cpu_seconds", "read_records", "summarise", "summary_lines", "write_record",
+    "process_cpu_seconds", "process_io", "read_records", "summarise", "summary_lines",
+    "unit_lines", "unit_totals", "write_record",
 ]

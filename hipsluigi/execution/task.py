@@ -151,6 +151,11 @@ class SlurmTask(luigi.Task):
         (:mod:`hipsluigi.execution.records`), or None (the default) for no record."""
         return None
 
+    def storage_units(self) -> list[str]:
+        """The storage units' folders the record attributes this task's bytes to
+        (:class:`~hipsluigi.execution.records.Recorder`); none by default."""
+        return []
+
     def job_config(self) -> dict[str, dict[str, str]]:
         """The Luigi configuration the job process gets: ``{section: {key: value}}``.
 
@@ -191,7 +196,8 @@ class SlurmTask(luigi.Task):
                 self.work()
             return
         outputs = [getattr(t, "path", "") for t in luigi.task.flatten(self.output())]
-        recorder = Recorder(self.get_task_family(), self.task_id, outputs)
+        recorder = Recorder(self.get_task_family(), self.task_id, outputs,
+                            units=self.storage_units())
         try:
             with recorder, threadpool_limits(limits=1, user_api="blas"):
                 self.work()

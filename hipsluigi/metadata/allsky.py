@@ -28,13 +28,13 @@ so a PNG preview pixel is blank exactly where the FITS one is NaN.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from hipsluigi.metadata.blocks import block_reduce
 from hipsluigi.pyramid.shrink import block_nanmean
 from hipsluigi.storage.atomic import write_bytes_atomic, write_fits_atomic
 
@@ -134,18 +134,20 @@ def reduce_png_tile(tile: np.ndarray, width: int) -> np.ndarray:
         alpha-weighted block mean (rounded, 0 where the block is transparent), alpha the block
         maximum.
     """
+    tile = np.asarray(tile)
     w, nchan = tile.shape[0], tile.shape[2]
     f = w // width
-    blocks = np.asarray(tile).reshape(width, f, width, f, nchan)
-    alpha = blocks[..., nchan - 1].astype(np.float64)
-    weight = alpha.sum(axis=(1, 3))
+    alpha = tile[..., nchan - 1]
+    # Exact integer sums (255 * 255 * f * f fits uint32 up to f = 256), divided in float64.
+    total = np.uint32 if f <= 256 else np.uint64
+    weight = block_reduce(alpha, f, np.add, total)
     out = np.empty((width, width, nchan), dtype=np.uint8)
     for k in range(nchan - 1):
-        colour = blocks[..., k].astype(np.float64)
+        weighted = block_reduce(tile[..., k].astype(np.uint16) * alpha, f, np.add, total)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(weight > 0, (colour * alpha).sum(axis=(1, 3)) / weight, 0.0)
+            mean = np.where(weight > 0, weighted / weight, 0.0)
         out[..., k] = np.clip(np.rint(mean), 0, 255)
-    out[..., nchan - 1] = blocks[..., nchan - 1].max(axis=(1, 3))
+    out[..., nchan - 1] = block_reduce(alpha, f, np.maximum, np.uint8)
     return out
 
 
@@ -280,7 +282,8 @@ def write_allsky(
         The files written.
     """
     from astropy.io import fits
-    from PIL import Image
+
+    from hipsluigi.tiles.png import png_bytes
 
     folder = Path(hips_dir) / f"Norder{order}"
     written = []
@@ -290,10 +293,10 @@ def write_allsky(
         write_fits_atomic(path, fits.PrimaryHDU(data))
         written.append(path)
     if png_tiles:
-        image = Image.fromarray(allsky_png_array(png_tiles, order, tile_width, allsky_width))
         path = folder / "Allsky.png"
-        buffer = io.BytesIO()  # encoded first, so that the file's size is checked
-        image.save(buffer, format="PNG")
-        write_bytes_atomic(path, buffer.getvalue())
+        # encoded first, so that the file's size is checked; zlib level 6 (Pillow's default
+        # before): one file every viewer fetches first, so size matters more than time
+        write_bytes_atomic(path, png_bytes(allsky_png_array(png_tiles, order, tile_width,
+                                                            allsky_width), level=6))
         written.append(path)
     return written

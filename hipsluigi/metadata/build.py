@@ -14,6 +14,7 @@ import numpy as np
 from hipsluigi.geometry.frames import astropy_frame, rotation_matrix, vec_to_lonlat
 from hipsluigi.geometry.hpx import face_side, tile_relpath
 from hipsluigi.spec import MapSpec
+from hipsluigi.storage.iometer import count_read
 from hipsluigi.stretch.stretch import Stretch
 
 
@@ -109,6 +110,7 @@ def read_tiles(hips_dir: Path, order: int, npix: Sequence[int], tile_width: int,
                 with warnings.catch_warnings():
                     warnings.simplefilter("error", AstropyUserWarning)
                     data = read(path)
+                count_read(path, os.path.getsize(path))
             except _READ_ERRORS as err:
                 problems[path] = f"unreadable ({type(err).__name__}: {err})"
                 continue

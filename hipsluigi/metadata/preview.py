@@ -10,6 +10,8 @@ from collections.abc import Mapping
 import healpy as hp
 import numpy as np
 
+from hipsluigi.metadata.blocks import block_reduce
+
 #: Width of ``preview.jpg`` in pixels (the Mollweide ellipse fills it; height is half).
 PREVIEW_WIDTH = 512
 #: HEALPix resolution the preview samples: about two cells a picture pixel along the equator.
@@ -46,10 +48,10 @@ def preview_map(png_tiles: Mapping[int, np.ndarray], order: int,
     values = np.full(12 * nside * nside, np.nan)
     ix, iy = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
     for npix, tile in png_tiles.items():
-        gray = tile[..., 0].astype(np.float64).reshape(side, block, side, block)
-        seen = (tile[..., 1] > 0).reshape(side, block, side, block)
-        count = seen.sum(axis=(1, 3))
-        total = np.where(seen, gray, 0.0).sum(axis=(1, 3))
+        seen = tile[..., 1] > 0
+        # Exact integer sums (255 * block**2 fits uint32), divided in float64.
+        count = block_reduce(seen.view(np.uint8), block, np.add, np.uint32)
+        total = block_reduce(tile[..., 0] * seen, block, np.add, np.uint32)
         tx, ty, face = hp.pix2xyf(1 << order, int(npix), nest=True)
         cells = hp.xyf2pix(nside, tx * side + ix, ty * side + iy, face, nest=True)
         values[cells] = np.where(count > 0, total / np.maximum(count, 1), np.nan)

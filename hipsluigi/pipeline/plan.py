@@ -102,6 +102,28 @@ def unit_of(spec: MapSpec, order: int, i: int, j: int) -> int:
     return plan.units[first_base_plates(spec, order)[(i, j)]]
 
 
+@lru_cache(maxsize=64)
+def shared_dirs(spec: MapSpec, order: int) -> frozenset[int]:
+    """The ``Dir`` folders of ``order`` (numbered ``npix // 10000``) that hold tiles of plates
+    on more than one storage unit: real folders of the published HiPS, whose tiles are linked
+    one by one (:mod:`hipsluigi.storage.tile_links`); every other ``Dir`` is one link."""
+    import numpy as np
+
+    lower = grid(spec, order)
+    owner: dict[int, int] = {}
+    shared: set[int] = set()
+    for i, j in plates_at_order(spec, order):
+        u = unit_of(spec, order, i, j)
+        for d in np.unique(lower.tiles(i, j)[0] // DIR_SIZE).tolist():
+            if owner.setdefault(d, u) != u:
+                shared.add(d)
+    return frozenset(shared)
+
+
+#: Tiles per ``Dir`` folder (HiPS 1.0: ``Dir = (Npix // 10000) * 10000``).
+DIR_SIZE = 10000
+
+
 def rank_of(spec: MapSpec, order: int, i: int, j: int) -> int:
     """Row in ``platelist.tbl`` of the first listed deepest plate under plate ``(i, j)``."""
     return plate_plan(spec).rank[first_base_plates(spec, order)[(i, j)]]
@@ -131,6 +153,17 @@ def overlap_pairs(spec: MapSpec) -> tuple[tuple[tuple[int, int], tuple[int, int]
     pairs = plate_neighbours(PlateGrid(g.order, g.tile_width, g.nplate, 0))
     return tuple(((i1, j1), (i2, j2), kind) for (i1, j1, i2, j2), kind in sorted(pairs.items())
                  if (i1, j1) in present and (i2, j2) in present)
+
+
+@lru_cache(maxsize=8)
+def pairs_of(spec: MapSpec) -> dict[tuple[int, int], tuple[tuple[tuple[int, int],
+                                                               tuple[int, int]], ...]]:
+    """For every deepest plate: the overlap pairs ``(plus, minus)`` it belongs to."""
+    out: dict[tuple[int, int], list] = {}
+    for plus, minus, _ in overlap_pairs(spec):
+        out.setdefault(plus, []).append((plus, minus))
+        out.setdefault(minus, []).append((plus, minus))
+    return {p: tuple(v) for p, v in out.items()}
 
 
 def cones_icrs(spec: MapSpec, caps) -> list[tuple[float, float, float]]:

@@ -46,6 +46,10 @@ def _parameter(field, kind) -> luigi.Parameter:
     args = typing.get_args(kind)
     if choices:
         return luigi.ChoiceParameter(choices=choices, default=field.default, description=doc)
+    if kind is bool:
+        # explicit: --hips-keep-intermediate false, as in the configuration file
+        return luigi.BoolParameter(default=field.default, description=doc,
+                                   parsing=luigi.BoolParameter.EXPLICIT_PARSING)
     if kind is int:
         return luigi.IntParameter(default=field.default, description=doc)
     if kind is float:

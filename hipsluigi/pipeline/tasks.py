@@ -87,6 +87,9 @@ class HipsTask(SlurmTask):
     def record_dir(self):
         return self.layout.records
 
+    def storage_units(self) -> list[str]:
+        return list(self.spec.storage)
+
     def job_config(self) -> dict[str, dict[str, str]]:
         # The job rebuilds this map's spec from its own sections, command-line overrides
         # included, whatever the driver's configuration files said.
@@ -97,6 +100,17 @@ class HipsTask(SlurmTask):
     def complete(self) -> bool:
         check_work_tree(self.spec)
         return super().complete() and not _survey_outdated(self)
+
+    def intermediate_inputs(self) -> list[tuple[str, list[HipsTask]]]:
+        """The intermediate files (plate mosaics, plates) this task reads, each with every
+        task that reads it; none by default."""
+        return []
+
+    def run(self) -> None:
+        super().run()
+        spec = self.spec
+        if not spec.keep_intermediate and spec.executor != "dryrun":
+            _remove_intermediates(self.map, self.intermediate_inputs())
 
     def target(self, path) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(path))
@@ -141,6 +155,72 @@ def plate_task(map_name: str, spec: MapSpec, order: int, i: int, j: int) -> Plat
     """The task whose output is plate ``(i, j)`` at ``order`` (corrected, unpadded)."""
     family = CorrectPlate if order == spec.order else ShrinkPlate
     return family(map=map_name, order=order, i=i, j=j)
+
+
+def _mosaic_readers(map_name: str, spec: MapSpec, i: int, j: int) -> list[HipsTask]:
+    """Every task that reads plate ``(i, j)``'s mosaic."""
+    readers: list[HipsTask] = [CorrectPlate(map=map_name, order=spec.order, i=i, j=j)]
+    if spec.background == "global":
+        readers.append(PlateTable(map=map_name))
+        readers += [OverlapFit(map=map_name, order=spec.order, i=p[0], j=p[1], mi=m[0], mj=m[1])
+                    for p, m in plan.pairs_of(spec).get((i, j), ())]
+    return readers
+
+
+def _plate_readers(map_name: str, spec: MapSpec, order: int, i: int, j: int
+                   ) -> list[HipsTask]:
+    """Every task that reads plate ``(i, j)`` of ``order``: its tile groups, its histogram,
+    and the plate it shrinks into."""
+    readers: list[HipsTask] = [PlateTiles(map=map_name, order=order, i=i, j=j),
+                               PlatePNGs(map=map_name, order=order, i=i, j=j)]
+    if order == spec.histogram_order:
+        readers.append(PlateHistogram(map=map_name, order=order, i=i, j=j))
+    if order > 0:
+        f = plan.grid(spec, order).nplate // plan.grid(spec, order - 1).nplate
+        parent = (i // f, j // f)
+        if parent in plan.plates_at_order(spec, order - 1):
+            readers.append(ShrinkPlate(map=map_name, order=order - 1, i=parent[0], j=parent[1]))
+    return readers
+
+
+def _plate_input(task: PlateTask, order: int, i: int, j: int) -> tuple[str, list[HipsTask]]:
+    spec = task.spec
+    return (str(task.layout.plate(order, i, j, plan.unit_of(spec, order, i, j))),
+            _plate_readers(task.map, spec, order, i, j))
+
+
+def _read_already(reader: HipsTask) -> bool:
+    """Whether ``reader`` needs its inputs no more: complete, or (a shrink) its plate made
+    and removed in turn (after a tile group was healed, its plate is made again, but the
+    lower order's plate need not be)."""
+    if isinstance(reader, ShrinkPlate):
+        path = reader.output().path
+        if os.path.exists(_removed_marker(path)) and not os.path.exists(path):
+            return True
+    return reader.complete()
+
+
+def _removed_marker(path: str) -> str:
+    """The empty file that says plate ``path`` was removed on purpose (``keep_intermediate =
+    false``), so that its tile groups stay complete without it."""
+    return path + ".removed"
+
+
+def _remove_intermediates(map_name: str, inputs: list[tuple[str, list[HipsTask]]]) -> None:
+    """Remove each intermediate file whose readers are all complete (so no task of this run
+    or a later one asks for it again); a plate leaves its :func:`_removed_marker`."""
+    from pathlib import Path
+
+    from hipsluigi.storage.atomic import write_text_atomic
+
+    for path, readers in inputs:
+        if not os.path.exists(path) or not all(_read_already(r) for r in readers):
+            continue
+        if "/plates/" in path.replace(os.sep, "/"):
+            write_text_atomic(_removed_marker(path), "", fsync=False)
+        Path(path).unlink(missing_ok=True)
+        log.info("map %s: removed %s: every task reading it is done (keep_intermediate = "
+                 "false)", map_name, path)
 
 
 class Setup(HipsTask):
@@ -395,6 +475,10 @@ class PlateTable(HipsTask):
     def output(self):
         return self.target(self.layout.images_table)
 
+    def intermediate_inputs(self):
+        spec = self.spec
+        return [(t.path, _mosaic_readers(self.map, spec, *p)) for p, t in self.input().items()]
+
     def work(self) -> None:
         from hipsluigi.background.tables import images_table
 
@@ -421,15 +505,32 @@ class OverlapFit(PlateTask):
         return self.target(self.layout.difference_fit((self.i, self.j), (self.mi, self.mj),
                                                       self.unit))
 
+    def intermediate_inputs(self):
+        spec = self.spec
+        return [(self.input()[k].path, _mosaic_readers(self.map, spec, *p))
+                for k, p in (("plus", (self.i, self.j)), ("minus", (self.mi, self.mj)))]
+
     def work(self) -> None:
-        from hipsluigi.background.overlap import fit_overlap, ring_stride
+        from hipsluigi.background.overlap import (
+            fit_overlap,
+            overlap_pixels,
+            pages_touched,
+            ring_stride,
+        )
+        from hipsluigi.storage.iometer import count_read
 
         spec = self.spec
         ids = plan.plate_ids(spec)
-        plus = artifacts.read_plate(self.input()["plus"].path)
-        minus = artifacts.read_plate(self.input()["minus"].path)
+        stride = ring_stride(spec.grid)
+        paths = self.input()["plus"].path, self.input()["minus"].path
+        plus, minus = (artifacts.read_plate(p, count=False) for p in paths)
         fit = fit_overlap(spec.grid, (self.i, self.j), (self.mi, self.mj), plus, minus,
-                          ids[(self.i, self.j)], ids[(self.mi, self.mj)], ring_stride(spec.grid))
+                          ids[(self.i, self.j)], ids[(self.mi, self.mj)], stride)
+        # The fit reads only the overlap of the memory-mapped mosaics: count those pages.
+        rp, cp, rm, cm, _ = overlap_pixels(spec.grid, (self.i, self.j), (self.mi, self.mj),
+                                           stride)
+        count_read(paths[0], pages_touched(rp, cp, plus.shape[1]))
+        count_read(paths[1], pages_touched(rm, cm, minus.shape[1]))
         artifacts.write_difference_fit(self.output().path, fit)
 
 
@@ -483,6 +584,14 @@ class CorrectPlate(PlateTask):
     def output(self):
         return self.target(self.layout.plate(self.order, self.i, self.j, self.unit))
 
+    def intermediate_inputs(self):
+        return [(self.input()["mosaic"].path,
+                 _mosaic_readers(self.map, self.spec, self.i, self.j))]
+
+    def run(self) -> None:
+        super().run()
+        _unmark_removed(self)
+
     def work(self) -> None:
         from hipsluigi.background.seams import correct_plate
         from hipsluigi.pyramid.shrink import crop_padding
@@ -528,6 +637,13 @@ class ShrinkPlate(PlateTask):
     def output(self):
         return self.target(self.layout.plate(self.order, self.i, self.j, self.unit))
 
+    def intermediate_inputs(self):
+        return [_plate_input(self, self.order + 1, ci, cj) for _, _, ci, cj in self._children()]
+
+    def run(self) -> None:
+        super().run()
+        _unmark_removed(self)
+
     def work(self) -> None:
         from hipsluigi.pyramid.shrink import assemble_quad, shrink2
 
@@ -561,6 +677,9 @@ class PlateTiles(PlateTask):
     def complete(self) -> bool:
         return super().complete() and _plate_exists(self)
 
+    def intermediate_inputs(self):
+        return [_plate_input(self, self.order, self.i, self.j)]
+
     def work(self) -> None:
         from hipsluigi.storage.atomic import check_file_size
         from hipsluigi.tiles.cut import tile_file_size, write_plate_tiles
@@ -569,9 +688,11 @@ class PlateTiles(PlateTask):
         layout = self.layout
         cards = _unit_cards(spec, layout)
         plate = artifacts.read_plate(self.input().path)
-        written = write_plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j,
-                                    spec.frame, lambda npix: layout.tile(self.order, npix, "fits"),
-                                    write_file=write_atomic, cards=cards)
+        written = write_plate_tiles(
+            plate, plan.grid(spec, self.order), self.i, self.j, spec.frame,
+            lambda npix: layout.unit_tile(self.order, npix, "fits", self.unit),
+            write_file=write_atomic, cards=cards)
+        _publish_tiles(self, "fits", written)
         size = tile_file_size(self.order, spec.tile_width, spec.frame, cards)
         for npix in written:
             check_file_size(layout.tile(self.order, npix, "fits"), size)
@@ -579,10 +700,41 @@ class PlateTiles(PlateTask):
                                  written)
 
 
+def _publish_tiles(task: PlateTask, ext: str, npix: list[int]) -> None:
+    """Make the tiles ``task`` wrote on its unit part of the published HiPS (links on the base
+    unit, :mod:`hipsluigi.storage.tile_links`); unit 0's tiles already are."""
+    from hipsluigi.storage.tile_links import link_dir, link_file, real_dir
+
+    u, order, layout = task.unit, task.order, task.layout
+    if u == 0:
+        return
+    shared = plan.shared_dirs(task.spec, order)
+    by_dir: dict[int, list[int]] = {}
+    for n in npix:
+        by_dir.setdefault(n // plan.DIR_SIZE, []).append(n)
+    for d, tiles in by_dir.items():
+        public = layout.tile(order, tiles[0], ext).parent
+        if d not in shared and link_dir(public, layout.unit_tile(order, tiles[0], ext,
+                                                                 u).parent):
+            continue
+        real_dir(public)
+        for n in tiles:
+            link_file(layout.tile(order, n, ext), layout.unit_tile(order, n, ext, u))
+
+
 def _plate_exists(task: PlateTask) -> bool:
-    """Whether the plate a tile group is cut from is on disk: the output of
-    :func:`plate_task`, without making that task (a check made for every group)."""
-    return os.path.exists(task.layout.plate(task.order, task.i, task.j, task.unit))
+    """Whether the plate a tile group is cut from is on disk, or was removed on purpose
+    (``keep_intermediate = false``): the output of :func:`plate_task`, without making that
+    task (a check made for every group)."""
+    path = str(task.layout.plate(task.order, task.i, task.j, task.unit))
+    return os.path.exists(path) or os.path.exists(_removed_marker(path))
+
+
+def _unmark_removed(task: PlateTask) -> None:
+    """A plate made again is no longer a removed one."""
+    from pathlib import Path
+
+    Path(_removed_marker(task.output().path)).unlink(missing_ok=True)
 
 
 _UNIT_COMMENTS = {"BUNIT": "pixel unit, as in the survey images",
@@ -605,6 +757,9 @@ class PlateHistogram(PlateTask):
 
     def output(self):
         return self.target(self.layout.plate_histogram(self.order, self.i, self.j, self.unit))
+
+    def intermediate_inputs(self):
+        return [_plate_input(self, self.order, self.i, self.j)]
 
     def work(self) -> None:
         from hipsluigi.stretch.histogram import histogram_of
@@ -661,6 +816,9 @@ class PlatePNGs(PlateTask):
     def complete(self) -> bool:
         return super().complete() and _plate_exists(self)
 
+    def intermediate_inputs(self):
+        return [_plate_input(self, self.order, self.i, self.j)]
+
     def work(self) -> None:
         from hipsluigi.storage.atomic import check_file_size
         from hipsluigi.tiles.cut import plate_tiles
@@ -674,8 +832,10 @@ class PlatePNGs(PlateTask):
         for npix, tile in plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j):
             if npix in wanted:
                 png = encode_png(tile, stretch)
-                write_bytes_atomic(self.layout.tile(self.order, npix, "png"), png)
+                write_bytes_atomic(self.layout.unit_tile(self.order, npix, "png", self.unit),
+                                   png)
                 sizes[npix] = len(png)
+        _publish_tiles(self, "png", list(sizes))
         for npix, size in sizes.items():
             check_file_size(self.layout.tile(self.order, npix, "png"), size)
         artifacts.write_manifest(self.output().path, self.order, plate_name(self.i, self.j),
@@ -930,6 +1090,19 @@ def _unlink(path: str) -> None:
     Path(path).unlink(missing_ok=True)
 
 
+def _all_intermediates(map_name: str, spec: MapSpec) -> list[tuple[str, list[HipsTask]]]:
+    """Every plate mosaic and plate of the map, with the tasks that read it."""
+    layout = layout_of(spec)
+    found = [(str(layout.mosaic(i, j, plan.unit_of(spec, spec.order, i, j))),
+              _mosaic_readers(map_name, spec, i, j))
+             for i, j in plan.plates_at_order(spec, spec.order)]
+    for k in range(spec.order, -1, -1):
+        found += [(str(layout.plate(k, i, j, plan.unit_of(spec, k, i, j))),
+                   _plate_readers(map_name, spec, k, i, j))
+                  for i, j in plan.plates_at_order(spec, k)]
+    return found
+
+
 class AllSkyFITS(luigi.WrapperTask):
     """Every FITS tile of every order of one map (no PNG, no metadata): the data part."""
 
@@ -951,14 +1124,23 @@ class AllSkyPNGs(luigi.WrapperTask):
         return [HiPSMetadata(map=self.map), QAReport(map=self.map)]
 
     def run(self) -> None:
-        from hipsluigi.execution.records import read_records, summarise, summary_lines
+        from hipsluigi.execution.records import (
+            read_records,
+            summarise,
+            summary_lines,
+            unit_lines,
+        )
 
-        layout = layout_of(map_spec(self.map))
+        spec = map_spec(self.map)
+        layout = layout_of(spec)
         hips_dir = layout.hips_dir
+        if not spec.keep_intermediate and spec.executor != "dryrun":
+            # what a run stopped between a reader's end and its clean-up left behind
+            _remove_intermediates(self.map, _all_intermediates(self.map, spec))
         run = current_run()
         # this run's tasks (all recorded ones outside a driven run)
-        for line in summary_lines(summarise(read_records(
-                layout.records, since=run.started if run else None))):
+        records = read_records(layout.records, since=run.started if run else None)
+        for line in summary_lines(summarise(records)) + unit_lines(records):
             log.info("map %s: %s", self.map, line)
         log.info("QA report of map %s: %s", self.map, layout.qa_dir / "report.html")
         log.info("HiPS map %s complete: %s (look at it with `hipsluigi serve %s` and open the "

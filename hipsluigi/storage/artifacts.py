@@ -43,6 +43,7 @@ from astropy.table import Table
 
 from hipsluigi.background.overlap import DifferenceFit
 from hipsluigi.storage.atomic import write_atomic, write_fits_atomic, write_text_atomic
+from hipsluigi.storage.iometer import count_read
 from hipsluigi.stretch.histogram import PixelHistogram
 
 if TYPE_CHECKING:  # scipy.special, which a SLURM job of most tasks need not import
@@ -163,12 +164,19 @@ def write_plate_mosaic(path: PathLike, data: np.ndarray, plate_header: Mapping,
     write_plate(path, data, header, image_planes, skipped_images)
 
 
-def read_plate(path: PathLike, memmap: bool = True) -> np.ndarray:
+def read_plate(path: PathLike, memmap: bool = True, count: bool = True) -> np.ndarray:
     """A plate's pixels ``[row, col]``. With ``memmap`` (the default), a read-only big-endian
     view of the file: readers take slices or strided quarters, and a plate read whole into
-    fresh memory costs more in page faults than the work on it."""
+    fresh memory costs more in page faults than the work on it.
+
+    With ``count`` (the default) the whole array counts as read
+    (:mod:`hipsluigi.storage.iometer`); a reader that touches only part of a memory map says
+    so itself."""
     with fits.open(path, memmap=memmap, mode="readonly") as hdul:
-        return hdul[0].data
+        data = hdul[0].data
+    if count and data is not None:
+        count_read(path, data.nbytes)
+    return data
 
 
 def read_plate_header(path: PathLike) -> fits.Header:

@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from hipsluigi.storage.iometer import count_write
+
 
 def write_atomic(path: str | os.PathLike, write: Callable[[Path], int | None], *,
                  fsync: bool = False) -> None:
@@ -62,6 +64,9 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], int | None], *
             check_file_size(tmp, size, name=path)
         if fsync:
             _fsync(tmp)
+        info = os.stat(tmp)
+        # A hard link to an existing file (link_or_copy_atomic) moves no data.
+        count_write(path, 0 if info.st_nlink > 1 else info.st_size)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -13,7 +13,10 @@ For map NAME on units ``u0, u1, ...`` (``u0`` is the base)::
     uU/NAME/manifests/order{k}/plate_II_JJ.{fits,png}.json   tiles written by a tile group
     u0/NAME/survey/index.tbl, rejects.tbl, units.json   (fits and wise surveys)
     uU/_downloads/COLLECTION/...             archive files (wise), shared by the unit's maps
-    u0/NAME/HiPS/...                         the HiPS itself (properties, Norder*/...)
+    u0/NAME/HiPS/...                         the HiPS itself (properties, Norder*/...),
+                                             with unit 0's tiles
+    uU/NAME/tiles/Norder{k}/Dir{d}/          tiles of unit U > 0's plates; the HiPS links
+                                             them (hipsluigi.storage.tile_links)
     u0/NAME/stretch/                         histogram, stretch, metadata markers
     u0/NAME/scripts/jobs/*.sh, scripts/logs/ SLURM job scripts and logs
 """
@@ -127,7 +130,17 @@ class StorageLayout:
         return self.base / "HiPS"
 
     def tile(self, order: int, npix: int, ext: str) -> Path:
+        """Tile ``npix`` of ``order`` in the published HiPS (a file or a link to one)."""
         return self.hips_dir / tile_relpath(order, npix, ext)
+
+    def tiles_dir(self, u: int) -> Path:
+        """Where unit ``u`` holds its plates' tiles: the HiPS folder on the base unit,
+        ``<unit u>/NAME/tiles`` (a HiPS tree's ``Norder*/Dir*`` part) on the others."""
+        return self.hips_dir if u == 0 else self.unit(u) / "tiles"
+
+    def unit_tile(self, order: int, npix: int, ext: str, u: int) -> Path:
+        """The file of tile ``npix`` of ``order`` written by a plate on unit ``u``."""
+        return self.tiles_dir(u) / tile_relpath(order, npix, ext)
 
     def stretch(self, sid: str) -> Path:
         """The stretch (JSON) of stretch settings ``sid``."""

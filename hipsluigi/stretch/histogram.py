@@ -65,16 +65,28 @@ class PixelHistogram:
 
 
 def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin of each value in ``[edges[0], edges[-1]]``; the last bin is closed."""
+    """Bin of each value in ``[edges[0], edges[-1]]``; the last bin is closed.
+
+    ``values`` are floats, compared with the float64 ``edges`` exactly (float32 converts to
+    float64 without rounding); the arithmetic runs in one float64 copy, in place.
+    """
     nbins = edges.size - 1
     lo, hi = edges[0], edges[-1]
     if hi == lo:
         return np.zeros(values.shape, dtype=np.intp)
-    idx = np.floor((values - lo) * (nbins / (hi - lo)))
-    idx = np.clip(idx, 0, nbins - 1).astype(np.intp)
+    x = np.subtract(values, lo, dtype=np.float64)
+    x *= nbins / (hi - lo)
+    np.floor(x, out=x)
+    np.clip(x, 0, nbins - 1, out=x)
+    idx = x.astype(np.intp)
     # The product can round across an edge; one step against the edges themselves fixes it.
-    idx -= values < edges[idx]
-    idx += (values >= edges[idx + 1]) & (idx < nbins - 1)
+    # At most one of the two steps applies (edges never decrease), so both compare with the
+    # first guess; the last bin is closed, so nothing is above its upper edge.
+    upper = np.append(edges[1:-1], np.inf)
+    below = values < np.take(edges, idx)
+    above = values >= np.take(upper, idx)
+    idx -= below
+    idx += above
     return idx
 
 
@@ -112,12 +124,16 @@ def histogram_of(values: np.ndarray, nbins: int = NBINS) -> PixelHistogram:
     finite = flat[np.isfinite(flat)]
     if finite.size == 0:
         return _empty(nbins)
+    if finite.dtype.kind != "f" or finite.dtype.itemsize > 8:
+        finite = finite.astype(np.float64)  # compared as float64, as the edges are
+    # Native byte order once (a FITS plate is big-endian), not a swap in every pass.
+    finite = finite.astype(finite.dtype.newbyteorder("="), copy=False)
     lo, hi = float(finite.min()), float(finite.max())
     hist = PixelHistogram(lo, hi, np.zeros(nbins, dtype=np.int64), finite.size)
     edges = hist.edges
     for start in range(0, finite.size, _CHUNK):
-        chunk = finite[start:start + _CHUNK].astype(np.float64)
-        hist.counts += np.bincount(_bin_index(chunk, edges), minlength=nbins)
+        hist.counts += np.bincount(_bin_index(finite[start:start + _CHUNK], edges),
+                                   minlength=nbins)
     return hist
 
 

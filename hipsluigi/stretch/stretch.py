@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 
@@ -179,6 +179,7 @@ class Stretch:
     edges: np.ndarray
     data_min: float
     data_max: float
+    _edges32: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in STRETCH_KINDS:
@@ -191,13 +192,25 @@ class Stretch:
             raise ValueError(f"a stretch needs {NGRAY - 1} edges, got shape {self.edges.shape}")
         if np.isnan(self.edges).any() or (np.diff(self.edges) < 0).any():
             raise ValueError("stretch edges must be non-decreasing numbers")
+        self._edges32 = float32_edges(self.edges)
 
     def gray(self, values: np.ndarray) -> np.ndarray:
-        """Gray levels 0..255 (uint8, same shape) of ``values``; NaN gives 0."""
+        """Gray levels 0..255 (uint8, same shape) of ``values``; NaN gives 0.
+
+        Floats of at most 32 bits (in either byte order) are compared in float32 with
+        :func:`float32_edges`, which gives the same levels as the float64 edges without a
+        float64 copy of the data; other values are compared with ``edges`` as they are.
+        """
         values = np.asarray(values)
-        levels = np.searchsorted(self.edges, values, side="left")
+        if values.dtype.kind == "f" and values.dtype.itemsize <= 4:
+            values = values.astype(np.float32, copy=False)  # native order: no swap per compare
+            edges = self._edges32
+        else:
+            edges = self.edges
+        gray = np.searchsorted(edges, values, side="left").astype(np.uint8)
         # NaN sorts after every edge, so it would come out as 255.
-        return np.where(np.isnan(values), 0, levels).astype(np.uint8)
+        gray[np.isnan(values)] = 0
+        return gray
 
     def to_json(self) -> str:
         """The stretch as a JSON object; ``edges`` is a list of 255 numbers."""
@@ -220,6 +233,33 @@ class Stretch:
     def load(cls, path: str | PathLike) -> Stretch:
         """The stretch :meth:`save` wrote to ``path``."""
         return cls.from_json(Path(path).read_text())
+
+
+def float32_edges(edges: np.ndarray) -> np.ndarray:
+    """Float32 thresholds that sort every float32 value as the float64 ``edges`` do.
+
+    Each edge ``e`` is rounded down to the largest float32 ``e32 <= e`` (``-inf`` below the
+    float32 range). For a float32 ``v``, ``e < v`` holds exactly when ``e32 < v``: if ``e`` is
+    not a float32, no float32 lies in ``(e32, e]``. So ``searchsorted(e32, v)`` equals
+    ``searchsorted(edges, v)`` for every float32 ``v`` (NaN and infinities included), and the
+    rounded edges stay non-decreasing.
+
+    Parameters
+    ----------
+    edges : numpy.ndarray
+        Non-decreasing float64 thresholds, data units.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 thresholds, same shape.
+    """
+    edges = np.asarray(edges, dtype=np.float64)
+    with np.errstate(over="ignore"):  # beyond the float32 range: +-inf, stepped down below
+        e32 = edges.astype(np.float32)
+    above = e32.astype(np.float64) > edges
+    e32[above] = np.nextafter(e32[above], np.float32(-np.inf))
+    return e32
 
 
 def _transfer_inverse(kind: str, y: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ from pathlib import Path
 import requests
 import urllib3
 
+from hipsluigi.storage.iometer import count_write
 from hipsluigi.surveys.base import BadImageError
 
 #: Retries after the first attempt.
@@ -231,6 +232,7 @@ class DownloadCache:
                 part.unlink(missing_ok=True)
                 last = problem
                 continue
+            count_write(path, os.path.getsize(part))
             os.replace(part, path)
             return path
         raise BadImageError(f"{name}: download failed ({last}) after {attempts} attempts "

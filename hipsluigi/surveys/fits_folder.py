@@ -46,6 +46,7 @@ from hipsluigi.geometry.frames import (
 from hipsluigi.geometry.sky import cap_of_vectors
 from hipsluigi.geometry.wcs_mapping import pixel_steps
 from hipsluigi.storage.artifacts import escape_text
+from hipsluigi.storage.iometer import count_read
 from hipsluigi.surveys.base import BadImageError, SurveyImage, caps_intersect
 
 PATTERNS = ("*.fits", "*.fit", "*.fts", "*.fits.gz", "*.fit.gz", "*.fits.fz", "*.fz")
@@ -620,6 +621,7 @@ def _load(path: str, hdu: int) -> np.ndarray:
         with fits.open(path, do_not_scale_image_data=True) as hdul:
             image = hdul[hdu]
             raw = np.asarray(image.data)
+            count_read(path, raw.nbytes)
             ny, nx = _image_shape(raw.shape)
             return physical_pixels(raw.reshape(ny, nx), *_scaling(image.header))
     except Exception as err:  # noqa: BLE001  (any read error makes the image unusable)

@@ -41,6 +41,7 @@ from hipsluigi.geometry.frames import (
     vec_to_lonlat,
 )
 from hipsluigi.geometry.sky import cap_of_vectors
+from hipsluigi.storage.iometer import count_read
 from hipsluigi.surveys.base import BadImageError, SurveyImage, caps_intersect
 from hipsluigi.surveys.downloads import DownloadCache
 from hipsluigi.surveys.fits_folder import footprint_cap
@@ -408,6 +409,7 @@ def _load(path: Path, name: str) -> np.ndarray:
         with fits.open(path, memmap=False) as hdul:
             image = hdul[0]
             raw = np.squeeze(np.asarray(image.data))
+            count_read(path, raw.nbytes)
             data = raw.astype(np.float64)
             blank = image.header.get("BLANK")
             if raw.dtype.kind in "iu" and blank is not None:

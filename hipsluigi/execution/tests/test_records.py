@@ -16,8 +16,12 @@ from hipsluigi.execution.records import (
     read_records,
     summarise,
     summary_lines,
+    unit_lines,
+    unit_totals,
     write_record,
 )
+from hipsluigi.storage.atomic import write_bytes_atomic
+from hipsluigi.storage.iometer import count_read
 
 
 def _record(family, k, start, wall, cpu, written, status="done"):
@@ -81,6 +85,50 @@ def test_recorder_measures_wall_cpu_and_bytes(tmp_path):
     assert r.wall >= 0.4 and r.end - r.start == pytest.approx(r.wall)
     assert 0.2 <= r.cpu < r.wall
     assert r.bytes_written >= len(payload)
+
+
+def test_recorder_attributes_bytes_to_storage_units_and_the_kernel_counts_them_too(tmp_path):
+    units = [tmp_path / "u0", tmp_path / "u1"]
+    with Recorder("F", "F_2", units=[str(u) for u in units]) as recorder:
+        write_bytes_atomic(units[0] / "map" / "a.bin", b"a" * 3000)
+        write_bytes_atomic(units[1] / "map" / "tiles" / "b.bin", b"b" * 5000)
+        count_read(tmp_path / "survey" / "image.fits", 700)
+        count_read(units[1] / "map" / "plate.fits", 900)
+    r = recorder.record()
+    assert r.written_by_unit == {"unit0": 3000, "unit1": 5000}
+    assert r.read_by_unit == {"outside": 700, "unit1": 900}
+    assert r.proc_io["wchar"] >= 8000  # the kernel saw at least the two files' bytes
+    write_record(tmp_path / "records", r)
+    assert read_records(tmp_path / "records") == [r]
+
+
+def test_records_of_an_earlier_version_without_unit_counts_still_read(tmp_path):
+    old = {"family": "F", "task_id": "F_1", "status": "done", "start": 1.0, "end": 2.0,
+           "wall": 1.0, "cpu": 0.5, "bytes_written": 10, "host": "h", "pid": 1}
+    (tmp_path / "F_1.json").write_text(json.dumps(old))
+    (record,) = read_records(tmp_path)
+    assert record.read_by_unit == {} and record.written_by_unit == {} and record.proc_io == {}
+
+
+def test_unit_totals_and_lines_add_up_per_family_and_unit():
+    a = TaskRecord(family="PlateTiles", task_id="a", status="done", start=0, end=1, wall=1,
+                   cpu=1, bytes_written=0, host="h", pid=1,
+                   read_by_unit={"unit1": 4_000_000}, written_by_unit={"unit1": 4_100_000})
+    b = TaskRecord(family="PlateTiles", task_id="b", status="done", start=0, end=1, wall=1,
+                   cpu=1, bytes_written=0, host="h", pid=1,
+                   read_by_unit={"unit0": 1_000_000}, written_by_unit={"unit0": 1_000_000})
+    c = TaskRecord(family="PlateMosaic", task_id="c", status="done", start=0, end=1, wall=1,
+                   cpu=1, bytes_written=0, host="h", pid=1,
+                   read_by_unit={"outside": 2_000_000}, written_by_unit={"unit1": 500_000})
+    assert unit_totals([a, b, c]) == {
+        "PlateTiles": {"unit1": {"read": 4_000_000, "written": 4_100_000},
+                       "unit0": {"read": 1_000_000, "written": 1_000_000}},
+        "PlateMosaic": {"outside": {"read": 2_000_000, "written": 0},
+                        "unit1": {"read": 0, "written": 500_000}}}
+    assert unit_lines([a, b, c]) == [
+        "unit1: 4.0 MB read, 4.6 MB written (most by PlateTiles 8.1 MB, PlateMosaic 500.0 kB)",
+        "unit0: 1.0 MB read, 1.0 MB written (most by PlateTiles 2.0 MB)",
+        "outside: 2.0 MB read, 0 B written (most by PlateMosaic 2.0 MB)"]
 
 
 class RecordedTask(SlurmTask):

@@ -229,3 +229,19 @@ def test_allsky_refuses_la_and_rgba_tiles_mixed():
     tiles = {0: np.zeros((64, 64, 2), np.uint8), 1: np.zeros((64, 64, 4), np.uint8)}
     with pytest.raises(ValueError, match="shape"):
         allsky_png_array(tiles, order=0, tile_width=64)
+
+
+def test_png_reduction_equals_the_alpha_weighted_mean_by_definition_for_any_alpha():
+    rng = np.random.default_rng(7)
+    tile = rng.integers(0, 256, size=(32, 32, 4), dtype=np.uint8)
+    tile[:8, :8, 3] = 0  # one block fully transparent
+    tile[8:16, :8, 3] = rng.choice([0, 255], size=(8, 8))
+    got = allsky_png_array({0: tile}, order=0, tile_width=32, allsky_width=4)[:4, :4]
+    for r in range(4):
+        for c in range(4):
+            block = tile[8 * r:8 * r + 8, 8 * c:8 * c + 8].reshape(-1, 4).astype(float)
+            weight = block[:, 3].sum()
+            for k in range(3):
+                mean = (block[:, k] * block[:, 3]).sum() / weight if weight else 0.0
+                assert got[r, c, k] == int(np.clip(np.rint(mean), 0, 255))
+            assert got[r, c, 3] == block[:, 3].max()

@@ -112,3 +112,4 @@ def test_every_unreadable_tile_is_named_and_nothing_is_written(hips):
     assert err.value.problems[small] == f"shape (32, 32), expected {WIDTH} x {WIDTH}"
     assert str(garbage) in str(err.value) and "3 unreadable tile(s)" in str(err.value)
     assert not (folder / "properties").exists() and not (folder / "Norder1" / "Allsky.png").exists()
+

@@ -71,6 +71,20 @@ def test_bad_values_name_the_section_and_the_key(luigi_config):
         map_spec("bad3")
 
 
+def test_keep_intermediate_reads_true_and_false_from_file_and_flag_and_refuses_others(
+        luigi_config):
+    with luigi_config({"hips.k": {"keep_intermediate": "False"}}):
+        assert map_spec("k").keep_intermediate is False
+        assert "keep_intermediate" not in map_spec("k").fingerprint()  # pixels unchanged
+    with luigi_config({"hips.k2": {"keep_intermediate": "false"}}), \
+            CmdlineParser.global_instance(["AllSkyPNGs", "--map", "k2",
+                                           "--hips-keep-intermediate", "true"]):
+        assert map_spec("k2").keep_intermediate is True
+    with luigi_config({"hips.k3": {"keep_intermediate": "sometimes"}}), \
+            pytest.raises(ValueError, match=r"\[hips.k3\] keep_intermediate = 'sometimes'"):
+        map_spec("k3")
+
+
 def test_spec_sections_read_back_as_the_same_spec(luigi_config):
     with luigi_config({"hips": {"order": 2, "tile_width": 64, "title": "50%% of W1",
                                 "storage": "/tmp/u0,/tmp/u1"},

@@ -23,3 +23,32 @@ def test_work_runs_with_blas_on_one_thread_and_restores_it_after():
         _RecordsThreads(map="demo").run_in_process()
         assert _RecordsThreads.seen and set(_RecordsThreads.seen) == {1}
         assert _blas_threads() == before
+
+
+def test_published_tree_links_a_dir_of_one_unit_whole_and_a_shared_dir_tile_by_tile(
+        tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from hipsluigi.pipeline import plan, tasks
+    from hipsluigi.storage.layout import StorageLayout
+
+    layout = StorageLayout((str(tmp_path / "u0"), str(tmp_path / "u1")), "m")
+    monkeypatch.setattr(plan, "shared_dirs", lambda spec, order: frozenset({1}))  # Dir10000
+    group = SimpleNamespace(unit=1, order=5, layout=layout, spec=None)
+    for n in (5, 7, 10005):
+        path = layout.unit_tile(5, n, "fits", 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"tile {n}".encode())
+    layout.tile(5, 10001, "fits").parent.mkdir(parents=True)
+    layout.tile(5, 10001, "fits").write_bytes(b"unit 0's tile")
+    tasks._publish_tiles(group, "fits", [5, 7, 10005])
+    dir0, dir10000 = layout.hips_dir / "Norder5" / "Dir0", layout.hips_dir / "Norder5" / "Dir10000"
+    assert dir0.is_symlink() and not dir10000.is_symlink()
+    assert (dir10000 / "Npix10005.fits").is_symlink()
+    for n in (5, 7, 10005):
+        assert layout.tile(5, n, "fits").read_bytes() == f"tile {n}".encode()
+    assert (dir10000 / "Npix10001.fits").read_bytes() == b"unit 0's tile"
+    # unit 0's groups write in the tree itself and link nothing
+    tasks._publish_tiles(SimpleNamespace(unit=0, order=5, layout=layout, spec=None), "fits",
+                         [10001])
+    assert not (dir10000 / "Npix10001.fits").is_symlink()

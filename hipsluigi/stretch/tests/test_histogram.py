@@ -152,3 +152,17 @@ def test_merge_of_constant_histograms_keeps_both_values():
                               nbins=4)
     assert (merged.lo, merged.hi) == (1.0, 3.0)
     np.testing.assert_array_equal(merged.counts, [3, 0, 0, 2])
+
+
+@pytest.mark.parametrize("dtype", [">f4", "<f4", ">f8", "<i2"])
+def test_counts_of_any_dtype_and_byte_order_match_numpy_histogram(dtype):
+    rng = np.random.default_rng(5)
+    values = (rng.normal(0.0, 30.0, 100_000)).astype(dtype)
+    if values.dtype.kind == "f":
+        values[::97] = np.nan
+        values[1::89] = np.inf
+    finite = values[np.isfinite(values)].astype(np.float64)
+    hist = histogram_of(values, nbins=1000)
+    expected, _ = np.histogram(finite, bins=1000, range=(finite.min(), finite.max()))
+    np.testing.assert_array_equal(hist.counts, expected)
+    assert hist.npix == finite.size

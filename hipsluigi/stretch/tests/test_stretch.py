@@ -254,3 +254,58 @@ def test_save_and_load_round_trip_through_a_json_file(tmp_path):
     assert (back.kind, back.lo, back.hi, back.data_min, back.data_max) == \
         (s.kind, s.lo, s.hi, s.data_min, s.data_max)
     np.testing.assert_array_equal(back.edges, s.edges)
+
+
+def _gray_reference(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Gray by definition, in float64: how many edges lie strictly below each value."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    gray = (edges[None, :] < v[:, None]).sum(axis=1)
+    return np.where(np.isnan(v), 0, gray).reshape(np.shape(values))
+
+
+def _float32_near_edges(edges: np.ndarray) -> np.ndarray:
+    """Every float32 next to each edge: the nearest and its two neighbours either side."""
+    e32 = edges.astype(np.float32)
+    near = [e32]
+    for direction in (np.inf, -np.inf):
+        step = e32
+        for _ in range(2):
+            step = np.nextafter(step, np.float32(direction))
+            near.append(step)
+    return np.concatenate(near)
+
+
+@pytest.mark.parametrize("kind", STRETCH_KINDS)
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+def test_gray_of_float32_values_equals_the_float64_definition(kind, byteorder):
+    rng = np.random.default_rng(3)
+    hist = histogram_of(rng.lognormal(0.0, 1.0, 50_000) - 0.7)
+    s = make_stretch(hist, kind)
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 3e38, -3e38])
+    values = np.concatenate([_float32_near_edges(s.edges), rng.lognormal(0.0, 1.0, 5000) - 0.7,
+                             special]).astype(np.dtype(np.float32).newbyteorder(byteorder))
+    np.testing.assert_array_equal(s.gray(values), _gray_reference(s.edges, values))
+    assert s.gray(values).dtype == np.uint8
+
+
+def test_gray_of_float32_is_exact_for_edges_between_float32_values_and_beyond_their_range():
+    # Edges that no float32 holds: a float32 rounding to nearest would move some values.
+    base = np.float32(1.0)
+    between = float(base) + 0.75 * float(np.spacing(base))  # rounds up to the next float32
+    edges = np.sort(np.concatenate([np.linspace(-1e39, -1e30, 50), [-1e-50, 1e-50, between],
+                                    np.linspace(2.0, 1e39, 202)]))
+    s = Stretch(kind="linear", lo=-1.0, hi=1.0, edges=edges, data_min=-1.0, data_max=1.0)
+    values = np.concatenate([_float32_near_edges(edges[np.abs(edges) < 3e38]),
+                             np.array([base, np.nextafter(base, np.float32(2)), 0.0, -0.0,
+                                       1e-45, -1e-45, 3.4e38, -3.4e38, np.inf, -np.inf],
+                                      dtype=np.float32)]).astype(np.float32)
+    np.testing.assert_array_equal(s.gray(values), _gray_reference(edges, values))
+
+
+def test_gray_of_float64_and_integer_values_compares_with_the_float64_edges():
+    edges = np.linspace(0.0, 1.0, 255) + 1e-12  # between float32 values near each edge
+    s = Stretch(kind="linear", lo=0.0, hi=1.0, edges=edges, data_min=0.0, data_max=1.0)
+    values = np.concatenate([edges, edges - 1e-13, [0.0, 1.0, np.nan]])
+    np.testing.assert_array_equal(s.gray(values), _gray_reference(edges, values))
+    ints = np.array([-1, 0, 1, 2], dtype=np.int64)
+    np.testing.assert_array_equal(s.gray(ints), _gray_reference(edges, ints))

@@ -1,4 +1,6 @@
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ from scipy.stats import spearmanr
 
 from hipsluigi.stretch.histogram import histogram_of
 from hipsluigi.stretch.stretch import make_stretch
-from hipsluigi.tiles.png import decode_png, encode_png, png_pixels
+from hipsluigi.tiles.png import decode_png, encode_png, png_bytes, png_pixels
 
 W = 64
 
@@ -87,3 +89,71 @@ def test_png_pixels_rejects_a_non_2d_tile():
     stretch = make_stretch(histogram_of(np.arange(10.0)), "linear")
     with pytest.raises(ValueError):
         png_pixels(np.zeros((2, 2, 2), dtype=np.float32), stretch)
+
+
+def _pillow_pixels(data: bytes, mode: str) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.mode == mode
+        return np.array(img)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 2), (3, 5, 2), (64, 64, 2), (7, 4, 4), (64, 64, 4)])
+def test_png_bytes_decode_with_pillow_to_the_same_pixels(shape):
+    pixels = np.random.default_rng(2).integers(0, 256, size=shape, dtype=np.uint8)
+    data = png_bytes(pixels)
+    np.testing.assert_array_equal(_pillow_pixels(data, {2: "LA", 4: "RGBA"}[shape[2]]), pixels)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 6, 9])
+def test_every_compression_level_keeps_the_pixels(level):
+    pixels = png_pixels(noisy_tile(4), make_stretch(histogram_of(noisy_tile(4))))
+    np.testing.assert_array_equal(_pillow_pixels(png_bytes(pixels, level), "LA"), pixels)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.uint8),
+                                 np.zeros((4, 4, 2), np.uint16), np.zeros((0, 4, 2), np.uint8)])
+def test_png_bytes_rejects_what_is_not_la_or_rgba_uint8(bad):
+    with pytest.raises(ValueError, match="uint8"):
+        png_bytes(bad)
+
+
+@pytest.mark.parametrize("mode, nchan", [("LA", 2), ("RGBA", 4)])
+def test_decode_png_reads_pillow_written_files_as_pillow_does(mode, nchan):
+    pixels = np.random.default_rng(6).integers(0, 256, size=(16, 9, nchan), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode=mode).save(buf, format="PNG", compress_level=6)
+    np.testing.assert_array_equal(decode_png(buf.getvalue(), mode=mode), pixels)
+    # and the other mode converts, as Pillow's convert does
+    other = "RGBA" if mode == "LA" else "LA"
+    with Image.open(io.BytesIO(buf.getvalue())) as img:
+        expected = np.array(img.convert(other))
+    np.testing.assert_array_equal(decode_png(buf.getvalue(), mode=other), expected)
+
+
+@pytest.mark.parametrize("damage", ["crc", "truncated", "zlib"])
+def test_decode_png_raises_for_a_damaged_file_of_ours(damage):
+    pixels = np.random.default_rng(8).integers(0, 256, size=(32, 32, 2), dtype=np.uint8)
+    data = bytearray(png_bytes(pixels))
+    idat = data.index(b"IDAT")
+    if damage == "crc":
+        data[idat + 20] ^= 0xFF
+    elif damage == "truncated":
+        data = data[:idat + 40]
+    else:  # a wrong stream whose chunk CRC is made to match: only zlib can tell
+        (length,) = struct.unpack(">I", data[idat - 4:idat])
+        data[idat + 4:idat + 4 + length] = b"\x00" * length
+        data[idat + 4 + length:idat + 8 + length] = struct.pack(
+            ">I", zlib.crc32(bytes(data[idat:idat + 4 + length])))
+    with pytest.raises((OSError, SyntaxError, ValueError)):
+        decode_png(bytes(data))
+
+
+def test_decode_png_reads_our_files_without_pillow(monkeypatch):
+    pixels = np.random.default_rng(9).integers(0, 256, size=(8, 8, 4), dtype=np.uint8)
+    data = png_bytes(pixels)
+
+    def no_pillow(*args, **kwargs):
+        raise AssertionError("Pillow was asked to decode a file of png_bytes")
+
+    monkeypatch.setattr(Image, "open", no_pillow)
+    np.testing.assert_array_equal(decode_png(data, mode="RGBA"), pixels)

@@ -1,10 +1,11 @@
 """``platelist.tbl``: the on-sky plates, their storage units and their submission order.
 
 As mHPXPlateList (2020, ``-s nstorage``): ``id`` numbers the on-sky plates from 0 in i-major
-order; ``unit = id * nstorage // count`` gives each storage unit a contiguous run of plates
-(balanced within one plate); rows are listed round-robin across units (first plate of unit 0,
-first of unit 1, ..., second of unit 0, ...), so that jobs started in table order spread their
-I/O over all units. Columns ``id plate i j unit`` (Montage's ``bin`` is named ``unit`` here).
+order; each storage unit gets a contiguous run of plates, with as many tile-bearing plates
+as the others within one (mHPXPlateList's ``id * nstorage // count`` counts the plates of cell
+(4, 4) too, face 6's copy, which make no task: here they go with the unit before them); rows
+are listed round-robin across units (first plate of unit 0, first of unit 1, ..., second of
+unit 0, ...), so that jobs started in table order spread their I/O over all units. Columns ``id plate i j unit`` (Montage's ``bin`` is named ``unit`` here).
 """
 
 from __future__ import annotations
@@ -36,7 +37,16 @@ def plate_list(grid: PlateGrid, nstorage: int, region: Region | None = None) -> 
     if count == 0:
         raise ValueError("the region holds no on-sky plate")
     ids = np.arange(count)
-    units = ids * nstorage // count
+    # Units share out the plates that bear tiles: those of cell (4, 4), face 6's copy, make
+    # no task, and counted as work they left the last unit a quarter idle at order 9. A copy
+    # goes with the unit of the bearing plate before it, so each unit keeps one run of ids.
+    bearing = np.array([not grid.is_duplicate(i, j) for i, j in plates])
+    nbearing = int(bearing.sum())
+    if nbearing:
+        rank = np.maximum(np.cumsum(bearing) - 1, 0)
+        units = rank * nstorage // nbearing
+    else:
+        units = ids * nstorage // count
     rows = []
     blocks = [ids[units == u] for u in range(nstorage)]
     for k in range(max(len(b) for b in blocks)):

@@ -11,20 +11,31 @@ from hipsluigi.geometry.region import parse_region
 from hipsluigi.geometry.sky import block_cap, plane_pixel_vectors, plate_pixel_vectors
 
 
+def _bearing(grid, table) -> np.ndarray:
+    """Which rows of a plate list bear tiles (all but cell (4, 4), face 6's copy)."""
+    return np.array([not grid.is_duplicate(i, j)
+                     for i, j in zip(table["i"], table["j"], strict=True)])
+
+
 def test_order9_plate_list_has_3328_plates_balanced_units_round_robin():
     grid = PlateGrid(9, 512, 80, 256)
     table = plate_list(grid, 4)
     assert len(table) == 3328
     assert sorted(table["id"]) == list(range(3328))
-    counts = np.bincount(table["unit"], minlength=4)
-    assert counts.max() - counts.min() <= 1
+    # The 3,072 plates that bear tiles are shared out evenly (768 a unit); the 256 of cell
+    # (4, 4), face 6's copy, which make no task, go with the last unit.
+    bearing = _bearing(grid, table)
+    assert bearing.sum() == 3072
+    assert list(np.bincount(table["unit"][bearing], minlength=4)) == [768] * 4
+    assert list(np.bincount(table["unit"], minlength=4)) == [768, 768, 768, 1024]
     # Each unit holds a contiguous run of ids (plates contiguous on the sky)...
     for b in range(4):
         ids = np.sort(table["id"][table["unit"] == b])
         assert np.all(np.diff(ids) == 1)
-    # ...and rows cycle through the units: 0, 1, 2, 3, 0, 1, ...
+    # ...and rows cycle through the units: 0, 1, 2, 3, 0, 1, ... while every unit has plates
     assert list(table["unit"][:8]) == [0, 1, 2, 3, 0, 1, 2, 3]
-    assert np.all(table["unit"] == np.arange(3328) % 4)
+    assert np.all(table["unit"][:3072] == np.arange(3072) % 4)
+    assert np.all(table["unit"][3072:] == 3)
     for b in range(4):
         assert np.all(np.diff(table["id"][table["unit"] == b]) > 0)
     # ids are i-major over on-sky plates
@@ -33,9 +44,15 @@ def test_order9_plate_list_has_3328_plates_balanced_units_round_robin():
 
 
 def test_plate_list_units_balanced_for_uneven_counts():
-    table = plate_list(PlateGrid(6, 64, 10, 0), 3)  # 52 plates over 3 units
-    counts = np.bincount(table["unit"])
-    assert len(table) == 52 and counts.max() - counts.min() <= 1
+    grid = PlateGrid(6, 64, 10, 0)
+    table = plate_list(grid, 3)  # 52 plates over 3 units, 48 of them bearing tiles
+    bearing = _bearing(grid, table)
+    counts = np.bincount(table["unit"][bearing])
+    assert len(table) == 52 and bearing.sum() == 48 and counts.max() - counts.min() <= 1
+    table = plate_list(grid, 5)  # 48 over 5: 9 or 10 each
+    bearing = _bearing(grid, table)
+    counts = np.bincount(table["unit"][bearing], minlength=5)
+    assert counts.max() - counts.min() <= 1
 
 
 def test_plate_header_follows_mtilehdr_montage_example():

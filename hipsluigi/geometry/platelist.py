@@ -5,7 +5,8 @@ order; each storage unit gets a contiguous run of plates, with as many tile-bear
 as the others within one (mHPXPlateList's ``id * nstorage // count`` counts the plates of cell
 (4, 4) too, face 6's copy, which make no task: here they go with the unit before them); rows
 are listed round-robin across units (first plate of unit 0, first of unit 1, ..., second of
-unit 0, ...), so that jobs started in table order spread their I/O over all units. Columns ``id plate i j unit`` (Montage's ``bin`` is named ``unit`` here).
+unit 0, ...), so that jobs started in table order spread their I/O over all units. Columns
+``id plate i j unit`` (Montage's ``bin`` is named ``unit`` here).
 """
 
 from __future__ import annotations

@@ -252,7 +252,8 @@ def pages_touched(rows: np.ndarray, cols: np.ndarray, ncols: int, itemsize: int 
 
 def fit_overlap(grid: PlateGrid, plus: tuple[int, int], minus: tuple[int, int],
                 plus_data: np.ndarray, minus_data: np.ndarray, plus_id: int, minus_id: int,
-                stride: int = 1) -> DifferenceFit | None:
+                stride: int = 1, pixels: tuple[np.ndarray, ...] | None = None
+                ) -> DifferenceFit | None:
     """Fit the difference ``plus - minus`` of two padded plates over their shared sky.
 
     Parameters
@@ -268,13 +269,16 @@ def fit_overlap(grid: PlateGrid, plus: tuple[int, int], minus: tuple[int, int],
         The plates' ids, recorded in the fit.
     stride : int, optional
         Sampling step of the overlap (:func:`ring_stride`).
+    pixels : tuple of numpy.ndarray, optional
+        ``overlap_pixels(grid, plus, minus, stride)`` when the caller has it already.
 
     Returns
     -------
     DifferenceFit or None
         The fit, or None if the plates share fewer than 3 finite pixels.
     """
-    rp, cp, rm, cm, how = overlap_pixels(grid, plus, minus, stride)
+    rp, cp, rm, cm, how = pixels if pixels is not None else overlap_pixels(grid, plus, minus,
+                                                                          stride)
     if len(rp) < 3:
         return None
     # One exact plus-to-minus map per fit: keep the largest way the plates meet (a pair of

@@ -93,12 +93,6 @@ def process_io() -> dict[str, int]:
         return {}
 
 
-def process_bytes_written() -> int | None:
-    """Bytes this process has passed to ``write`` so far (``/proc/self/io`` ``wchar``), or
-    None where the kernel does not say (not Linux, or no procfs)."""
-    return process_io().get("wchar")
-
-
 def write_record(folder: str | os.PathLike, record: TaskRecord) -> Path:
     """Write ``record`` as ``<folder>/<task_id>.json`` (atomically, no flush to the disk: a
     record lost in a machine crash only leaves a task out of the report); return the path."""
@@ -272,22 +266,25 @@ def unit_totals(records: Iterable[TaskRecord]) -> dict[str, dict[str, dict[str, 
 def unit_lines(records: Sequence[TaskRecord]) -> list[str]:
     """One line per storage unit (bytes read and written, and by which families the most),
     the busiest first, for the end-of-run summary."""
-    per_unit: dict[str, dict[str, int]] = {}
+    per_unit: dict[str, dict[str, dict[str, int]]] = {}
     for family, units in unit_totals(records).items():
         for unit, rw in units.items():
-            per_unit.setdefault(unit, {})[family] = rw["read"] + rw["written"]
+            per_unit.setdefault(unit, {})[family] = rw
     lines = []
-    for unit, families in sorted(per_unit.items(), key=lambda kv: -sum(kv[1].values())):
-        read = sum(r.read_by_unit.get(unit, 0) for r in records)
-        written = sum(r.written_by_unit.get(unit, 0) for r in records)
-        top = sorted(families.items(), key=lambda kv: -kv[1])[:3]
+    for unit, families in sorted(per_unit.items(),
+                                 key=lambda kv: -sum(rw["read"] + rw["written"]
+                                                     for rw in kv[1].values())):
+        read = sum(rw["read"] for rw in families.values())
+        written = sum(rw["written"] for rw in families.values())
+        top = sorted(((f, rw["read"] + rw["written"]) for f, rw in families.items()),
+                     key=lambda kv: -kv[1])[:3]
         lines.append(f"{unit}: {format_bytes(read)} read, {format_bytes(written)} written "
                      f"(most by " + ", ".join(f"{f} {format_bytes(n)}" for f, n in top) + ")")
     return lines
 
 
 __all__ = [
-    "Recorder", "StageSummary", "TaskRecord", "format_bytes", "process_bytes_written",
-    "process_cpu_seconds", "process_io", "read_records", "summarise", "summary_lines",
-    "unit_lines", "unit_totals", "write_record",
+    "Recorder", "StageSummary", "TaskRecord", "format_bytes", "process_cpu_seconds",
+    "process_io", "read_records", "summarise", "summary_lines", "unit_lines", "unit_totals",
+    "write_record",
 ]

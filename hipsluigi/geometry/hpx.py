@@ -312,8 +312,13 @@ def tile_header(order: int, npix: int, tile_width: int, frame: str = "galactic")
     return header
 
 
+#: Tiles per ``Dir`` folder of a HiPS (HiPS 1.0: ``Dir = (Npix // 10000) * 10000``).
+DIR_SIZE = 10000
+
+
 def tile_relpath(order: int, npix: int, ext: str) -> str:
-    """Path of a tile inside a HiPS: ``Norder{k}/Dir{D}/Npix{N}.{ext}``, D = 10000*(N//10000).
+    """Path of a tile inside a HiPS: ``Norder{k}/Dir{D}/Npix{N}.{ext}``, D = 10000*(N//10000)
+    (:data:`DIR_SIZE`).
 
     Parameters
     ----------
@@ -329,7 +334,7 @@ def tile_relpath(order: int, npix: int, ext: str) -> str:
     str
         The path relative to the HiPS folder.
     """
-    return f"Norder{order}/Dir{(npix // 10000) * 10000}/Npix{npix}.{ext}"
+    return f"Norder{order}/Dir{(npix // DIR_SIZE) * DIR_SIZE}/Npix{npix}.{ext}"
 
 
 def unfold_across_cuts(p1: np.ndarray, p2: np.ndarray, cell_i: int, cell_j: int, nside: int

@@ -24,6 +24,8 @@ from pathlib import Path
 import healpy as hp
 import numpy as np
 
+from hipsluigi.geometry.hpx import DIR_SIZE
+
 FINDER_DIR = "HpxFinder"
 
 
@@ -152,7 +154,7 @@ def write_progenitor_index(hips_dir: Path, order: int, frame: str, tile_width: i
     tmp = hips_dir / f".{FINDER_DIR}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     for npix, members in index.items():
-        path = tmp / f"Norder{order}" / f"Dir{(npix // 10000) * 10000}" / f"Npix{npix}"
+        path = tmp / f"Norder{order}" / f"Dir{(npix // DIR_SIZE) * DIR_SIZE}" / f"Npix{npix}"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(records[k] + "\n" for k in members), encoding="utf-8")
     tmp.mkdir(exist_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from hipsluigi.geometry.hpx import DIR_SIZE
 from hipsluigi.geometry.platelist import plate_list
 from hipsluigi.geometry.plates import PlateGrid, base_plate, grid_at_order, plate_neighbours
 from hipsluigi.pipeline.worktree import check_work_tree, layout_of, prepare_work_tree
@@ -104,7 +105,7 @@ def unit_of(spec: MapSpec, order: int, i: int, j: int) -> int:
 
 @lru_cache(maxsize=64)
 def shared_dirs(spec: MapSpec, order: int) -> frozenset[int]:
-    """The ``Dir`` folders of ``order`` (numbered ``npix // 10000``) that hold tiles of plates
+    """The ``Dir`` folders of ``order`` (numbered ``npix // DIR_SIZE``) that hold tiles of plates
     on more than one storage unit: real folders of the published HiPS, whose tiles are linked
     one by one (:mod:`hipsluigi.storage.tile_links`); every other ``Dir`` is one link."""
     import numpy as np
@@ -118,10 +119,6 @@ def shared_dirs(spec: MapSpec, order: int) -> frozenset[int]:
             if owner.setdefault(d, u) != u:
                 shared.add(d)
     return frozenset(shared)
-
-
-#: Tiles per ``Dir`` folder (HiPS 1.0: ``Dir = (Npix // 10000) * 10000``).
-DIR_SIZE = 10000
 
 
 def rank_of(spec: MapSpec, order: int, i: int, j: int) -> int:

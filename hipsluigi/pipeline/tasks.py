@@ -21,7 +21,7 @@ import os
 import luigi
 
 from hipsluigi.execution import SlurmTask
-from hipsluigi.geometry.hpx import plane_crpix
+from hipsluigi.geometry.hpx import DIR_SIZE, plane_crpix
 from hipsluigi.geometry.platelist import plate_name
 from hipsluigi.geometry.plates import children
 from hipsluigi.geometry.sky import plate_cap
@@ -524,11 +524,11 @@ class OverlapFit(PlateTask):
         stride = ring_stride(spec.grid)
         paths = self.input()["plus"].path, self.input()["minus"].path
         plus, minus = (artifacts.read_plate(p, count=False) for p in paths)
+        pixels = overlap_pixels(spec.grid, (self.i, self.j), (self.mi, self.mj), stride)
         fit = fit_overlap(spec.grid, (self.i, self.j), (self.mi, self.mj), plus, minus,
-                          ids[(self.i, self.j)], ids[(self.mi, self.mj)], stride)
+                          ids[(self.i, self.j)], ids[(self.mi, self.mj)], stride, pixels)
         # The fit reads only the overlap of the memory-mapped mosaics: count those pages.
-        rp, cp, rm, cm, _ = overlap_pixels(spec.grid, (self.i, self.j), (self.mi, self.mj),
-                                           stride)
+        rp, cp, rm, cm, _ = pixels
         count_read(paths[0], pages_touched(rp, cp, plus.shape[1]))
         count_read(paths[1], pages_touched(rm, cm, minus.shape[1]))
         artifacts.write_difference_fit(self.output().path, fit)
@@ -711,7 +711,7 @@ def _publish_tiles(task: PlateTask, ext: str, npix: list[int]) -> None:
     shared = plan.shared_dirs(task.spec, order)
     by_dir: dict[int, list[int]] = {}
     for n in npix:
-        by_dir.setdefault(n // plan.DIR_SIZE, []).append(n)
+        by_dir.setdefault(n // DIR_SIZE, []).append(n)
     for d, tiles in by_dir.items():
         public = layout.tile(order, tiles[0], ext).parent
         if d not in shared and link_dir(public, layout.unit_tile(order, tiles[0], ext,

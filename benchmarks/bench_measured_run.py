@@ -79,22 +79,30 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" /
                         "measured_run.json")
+    parser.add_argument("--survey", type=Path, default=None,
+                        help="a folder holding the survey's FITS images (written there first "
+                             "when empty), to reuse between runs; default a temporary one")
     args = parser.parse_args()
     from hipsluigi.execution.records import read_records, unit_totals
     from hipsluigi.execution.slurm_jobs import config_text
 
     with tempfile.TemporaryDirectory(prefix="hipsluigi-measured-") as tmp:
         root = Path(tmp)
+        survey = args.survey or root / "survey"
         start = time.perf_counter()
-        nimages = write_survey(root / "survey", args.order)
-        print(f"survey: {nimages} FITS images written in {time.perf_counter() - start:.0f} s",
-              flush=True)
+        if args.survey and any(survey.glob("image_*.fits")):
+            nimages = len(list(survey.glob("image_*.fits")))
+            print(f"survey: {nimages} FITS images in {survey}", flush=True)
+        else:
+            nimages = write_survey(survey, args.order)
+            print(f"survey: {nimages} FITS images written in {time.perf_counter() - start:.0f}"
+                  " s", flush=True)
         units = [root / f"unit{u}" for u in range(UNITS)]
         options = {
             "core": {"autoload_range": "false", "no_lock": "true"},
             "hips": {"name": "measured", "order": args.order, "tile_width": TILE,
                      "storage": ",".join(map(str, units)), "survey": "fits",
-                     "survey_path": str(root / "survey"), "background": "global",
+                     "survey_path": str(survey), "background": "global",
                      "frame": "galactic", "executor": "local",
                      "keep_intermediate": "true" if args.keep else "false"},
             "resources": {f"storage_unit_{u}": 5 for u in range(UNITS)},

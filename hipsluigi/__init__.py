@@ -33,7 +33,7 @@ from hipsluigi.pipeline.tasks import (
 install_indexed_scheduler()  # --local-scheduler runs of any size: see hipsluigi.execution
 install_command_line_checks()  # bad names and settings: one line, before any task runs
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 __all__ = [
     "AllMaps", "AllSkyFITS", "AllSkyPNGs", "BackgroundModel", "ColourPNGs", "CorrectPlate",

@@ -181,6 +181,87 @@ def test_records_count_exactly_the_tile_bytes_each_unit_holds_and_the_run_says_s
         assert counted == on_disk > 0
         plates = sum(p.stat().st_size for p in (root / unit / NAME / "plates").glob(
             "order*/*.fits"))
+        plates += sum(p.stat().st_size for p in (root / unit / NAME / "plates").glob(
+            "order3/*.correction.npz"))  # the deepest order's corrections, not plates
         assert sum(r.written_by_unit.get(label, 0) for r in records
                    if r.family in ("CorrectPlate", "ShrinkPlate")) == plates > 0
         assert f"map {NAME}: {label}: " in out
+
+
+def _pixel_bytes(path: Path, pad: int = 0) -> int:
+    """The bytes of the 4-kB pages holding a FITS file's primary image without ``pad``
+    pixels on each side (all of it when 0): what reading those pixels of a memory map
+    touches, from its header's NAXIS1, NAXIS2 and BITPIX."""
+    import numpy as np
+    from astropy.io import fits
+
+    header = fits.getheader(path)
+    ncols, nrows, size = header["NAXIS1"], header["NAXIS2"], abs(header["BITPIX"]) // 8
+    if pad == 0:
+        return ncols * nrows * size
+    r, c = np.mgrid[pad:nrows - pad, pad:ncols - pad]
+    return np.unique((r * ncols + c).ravel() * size // 4096).size * 4096
+
+
+def test_each_plate_is_read_once_for_both_its_fits_and_png_tiles_and_never_copied(kept_run):
+    """The passes over the pixels: the deepest plates are their mosaics, corrected as they are
+    read (no corrected copy on disk), and the FITS and PNG tiles of every plate come from one
+    read of it (the PNG groups read each plate's pixels exactly once, the FITS groups never
+    run on their own)."""
+    from hipsluigi import CorrectPlate
+    from hipsluigi.testing import luigi_options
+
+    root, _ = kept_run
+    with luigi_options(_options(root, keep=True)):
+        pad = CorrectPlate(order=3, i=0, j=0).spec.grid.pad
+    assert pad > 0
+    records = read_records(root / "u0" / NAME / "records")
+    assert "PlateTiles" not in {r.family for r in records}
+    for unit in ("u0", "u1"):
+        label = f"unit{unit[1]}"
+        work = root / unit / NAME
+        assert not list(work.glob("plates/order3/*.fits"))  # no corrected copy
+        mosaics = sorted(work.glob("mosaics/**/plate_*.fits"))
+        corrections = sorted(work.glob("plates/order3/*.correction.npz"))
+        assert mosaics and len(corrections) == len(mosaics)
+        pixels = sum(_pixel_bytes(p, pad) for p in mosaics)  # its padding rows are not read
+        pixels += sum(_pixel_bytes(p) for p in work.glob("plates/order[012]/*.fits"))
+        read = sum(r.read_by_unit.get(label, 0) for r in records if r.family == "PlatePNGs")
+        assert read == pixels
+
+
+def test_a_deepest_plate_read_through_its_correction_is_the_corrected_copy_bit_for_bit(kept):
+    """What 0.6.0 wrote as the corrected plate (the mosaic cropped, less the background model's
+    plane and edge field, written as float32 FITS and read back) is what the readers now get
+    from the mosaic and the few-kB correction."""
+    import numpy as np
+    from astropy.io import fits
+
+    from hipsluigi import CorrectPlate
+    from hipsluigi.background.seams import correct_plate
+    from hipsluigi.geometry.hpx import plane_crpix
+    from hipsluigi.pipeline import plan, tasks
+    from hipsluigi.storage import artifacts
+    from hipsluigi.testing import luigi_options
+
+    with luigi_options(_options(kept, keep=True)):
+        checked = 0
+        for i, j in plan.plates_at_order(CorrectPlate(order=3, i=0, j=0).spec, 3)[:6]:
+            task = CorrectPlate(order=3, i=i, j=j)
+            spec, layout = task.spec, task.layout
+            grid, pad = spec.grid, spec.grid.pad
+            with fits.open(layout.mosaic(i, j, task.unit)) as hdul:
+                mosaic = hdul[0].data.astype(np.float64)  # independent of the readers' path
+            pid = plan.plate_ids(spec)[(i, j)]
+            plane = artifacts.read_corrections(layout.corrections_table)[pid]
+            edges = artifacts.read_seam_field(layout.seams, pid)
+            copy = correct_plate(mosaic[pad:-pad, pad:-pad].astype(np.float32),
+                                 grid.origin(i, j), plane, edges, plane_crpix(grid.face_side))
+            fits.writeto(kept / "copy.fits", copy, overwrite=True)
+            copy = fits.getdata(kept / "copy.fits")
+            read = tasks._read_plate(task, 3, i, j, task.output())
+            assert read.dtype.kind == "f" and read.dtype.itemsize == 4
+            assert np.array_equal(read, copy, equal_nan=True)
+            assert read.astype(">f4").tobytes() == copy.astype(">f4").tobytes()
+            checked += 1
+    assert checked == 6

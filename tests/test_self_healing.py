@@ -98,9 +98,8 @@ def test_a_deleted_tile_is_rebuilt_by_redoing_only_its_group(clean, copy, ext, c
     with caplog.at_level(logging.WARNING, logger="luigi-interface"):
         status, ran = _build(copy)
     assert status == luigi.LuigiStatusCode.SUCCESS
-    family = "PlateTiles" if ext == "fits" else "PlatePNGs"
-    other = "PlatePNGs" if ext == "fits" else "PlateTiles"
-    assert len(ran[family]) == 1 and other not in ran  # the one group, nothing else
+    # the one group (PlatePNGs makes both kinds of tile of a plate), nothing else
+    assert len(ran["PlatePNGs"]) == 1 and "PlateTiles" not in ran
     assert "CorrectPlate" not in ran and "HiPSMetadata" in ran
     assert f"{tile}: missing" in caplog.text and plate in caplog.text
     _assert_restored(clean, copy)
@@ -114,7 +113,7 @@ def test_a_tile_cut_short_is_named_and_rebuilt(clean, copy, caplog):
     with caplog.at_level(logging.WARNING, logger="luigi-interface"):
         status, ran = _build(copy)
     assert status == luigi.LuigiStatusCode.SUCCESS
-    assert len(ran["PlateTiles"]) == 1
+    assert len(ran["PlatePNGs"]) == 1
     assert f"{tile}: 4096 bytes, expected {whole}" in caplog.text
     _assert_restored(clean, copy)
 
@@ -144,17 +143,23 @@ def test_a_deleted_folder_is_rebuilt(clean, copy, deleted):
     status, ran = _build(copy)
     assert status == luigi.LuigiStatusCode.SUCCESS
     if deleted == "HiPS":  # every group, and the metadata
-        assert len(ran["PlateTiles"]) == len(ran["PlatePNGs"]) == 24
+        assert len(ran["PlatePNGs"]) == 24 and "PlateTiles" not in ran
     _assert_restored(clean, copy)
 
 
-def test_a_deleted_plate_is_rebuilt_and_its_tiles_cut_again(clean, copy):
-    plate = sorted(copy.glob(f"u*/{NAME}/plates/order1/plate_*.fits"))[0]
+@pytest.mark.parametrize("deleted", ["mosaics/**/plate_*.fits", "plates/order0/plate_*.fits"])
+def test_a_deleted_plate_is_rebuilt_and_its_tiles_cut_again(clean, copy, deleted):
+    """The deepest order's plate is its mosaic (read through its correction); a lower
+    order's is a plate file."""
+    plate = sorted(copy.glob(f"u*/{NAME}/{deleted}"))[0]
     plate.unlink()
     status, ran = _build(copy)
     assert status == luigi.LuigiStatusCode.SUCCESS
     assert plate.exists()
-    assert len(ran["CorrectPlate"]) == len(ran["PlateTiles"]) == len(ran["PlatePNGs"]) == 1
+    made = {"PlateMosaic", "CorrectPlate"} if deleted.startswith("mosaics") else {"ShrinkPlate"}
+    redone = {family: len(tasks) for family, tasks in ran.items()
+              if family not in ("HiPSMetadata", "AllSkyPNGs")}
+    assert redone == dict.fromkeys(made | {"PlatePNGs"}, 1)
     _assert_restored(clean, copy)
 
 

@@ -22,7 +22,7 @@ from hipsluigi.pipeline.tasks import (
     HiPSMetadata,
     HipsTask,
     Histogram,
-    PlateTiles,
+    PlatePNGs,
     stretch_id,
 )
 from hipsluigi.spec import MapSpec
@@ -41,7 +41,8 @@ class QAReport(HipsTask):
 
     def requires(self):
         reqs = {"meta": HiPSMetadata(map=self.map), "stretch": Histogram(map=self.map),
-                "tiles": [PlateTiles(map=self.map, order=self.spec.order, i=i, j=j)
+                # the PNG groups list the FITS groups' tiles (they are made together)
+                "tiles": [PlatePNGs(map=self.map, order=self.spec.order, i=i, j=j)
                           for i, j in plan.plates_at_order(self.spec, self.spec.order)]}
         if self.spec.background == "global":
             reqs["model"] = BackgroundModel(map=self.map)

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import luigi
 
@@ -35,8 +36,11 @@ from hipsluigi.pipeline.worktree import (
 )
 from hipsluigi.spec import MapSpec, spec_sections
 from hipsluigi.storage import artifacts
-from hipsluigi.storage.atomic import link_or_copy_atomic, write_atomic, write_bytes_atomic
+from hipsluigi.storage.atomic import write_atomic, write_bytes_atomic
 from hipsluigi.storage.layout import StorageLayout
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger("luigi-interface")
 
@@ -152,19 +156,57 @@ class PlateTask(HipsTask):
 
 
 def plate_task(map_name: str, spec: MapSpec, order: int, i: int, j: int) -> PlateTask:
-    """The task whose output is plate ``(i, j)`` at ``order`` (corrected, unpadded)."""
+    """The task that completes plate ``(i, j)`` at ``order`` (corrected, unpadded); its
+    output is read with :func:`_read_plate`."""
     family = CorrectPlate if order == spec.order else ShrinkPlate
     return family(map=map_name, order=order, i=i, j=j)
 
 
+def _read_plate(task: PlateTask, order: int, i: int, j: int, target) -> np.ndarray:
+    """The pixels ``[row, col]`` of plate ``(i, j)`` at ``order``, from ``target``, the output
+    of its :func:`plate_task`.
+
+    Below the deepest order, the plate file. At the deepest order, the plate mosaic with its
+    padding cropped and the background correction ``target`` holds subtracted as it is read:
+    the same float32 pixels a corrected copy would hold, without writing and reading one."""
+    spec = task.spec
+    if order != spec.order:
+        return artifacts.read_plate(target.path)
+    from hipsluigi.background.seams import correct_plate
+    from hipsluigi.pyramid.shrink import crop_padding, crop_read_bytes
+    from hipsluigi.storage.iometer import count_read
+
+    grid = spec.grid
+    mosaic = task.layout.mosaic(i, j, plan.unit_of(spec, order, i, j))
+    artifacts.check_plate(mosaic, grid.shape(padded=True))
+    padded = artifacts.read_plate(mosaic, count=False)
+    # the padding rows are never touched: counted as the memory map's pages are read
+    count_read(mosaic, crop_read_bytes(padded.shape, grid.pad, padded.itemsize))
+    plate = crop_padding(padded, grid.pad)
+    plane, edges = artifacts.read_plate_correction(target.path)
+    if plane is None:
+        return plate
+    return correct_plate(plate, grid.origin(i, j), plane, edges, plane_crpix(grid.face_side))
+
+
+def _plate_file(spec: MapSpec, layout: StorageLayout, order: int, i: int, j: int) -> str:
+    """The file plate ``(i, j)`` at ``order`` is read from: its mosaic at the deepest order
+    (see :func:`_read_plate`), else the plate."""
+    unit = plan.unit_of(spec, order, i, j)
+    if order == spec.order:
+        return str(layout.mosaic(i, j, unit))
+    return str(layout.plate(order, i, j, unit))
+
+
 def _mosaic_readers(map_name: str, spec: MapSpec, i: int, j: int) -> list[HipsTask]:
-    """Every task that reads plate ``(i, j)``'s mosaic."""
-    readers: list[HipsTask] = [CorrectPlate(map=map_name, order=spec.order, i=i, j=j)]
+    """Every task that reads plate ``(i, j)``'s mosaic: the background fits, and the readers
+    of the deepest-order plate it is (:func:`_read_plate`)."""
+    readers: list[HipsTask] = []
     if spec.background == "global":
         readers.append(PlateTable(map=map_name))
         readers += [OverlapFit(map=map_name, order=spec.order, i=p[0], j=p[1], mi=m[0], mj=m[1])
                     for p, m in plan.pairs_of(spec).get((i, j), ())]
-    return readers
+    return readers + _plate_readers(map_name, spec, spec.order, i, j)
 
 
 def _plate_readers(map_name: str, spec: MapSpec, order: int, i: int, j: int
@@ -185,8 +227,9 @@ def _plate_readers(map_name: str, spec: MapSpec, order: int, i: int, j: int
 
 def _plate_input(task: PlateTask, order: int, i: int, j: int) -> tuple[str, list[HipsTask]]:
     spec = task.spec
-    return (str(task.layout.plate(order, i, j, plan.unit_of(spec, order, i, j))),
-            _plate_readers(task.map, spec, order, i, j))
+    readers = (_mosaic_readers(task.map, spec, i, j) if order == spec.order
+               else _plate_readers(task.map, spec, order, i, j))
+    return _plate_file(spec, task.layout, order, i, j), readers
 
 
 def _read_already(reader: HipsTask) -> bool:
@@ -201,14 +244,14 @@ def _read_already(reader: HipsTask) -> bool:
 
 
 def _removed_marker(path: str) -> str:
-    """The empty file that says plate ``path`` was removed on purpose (``keep_intermediate =
-    false``), so that its tile groups stay complete without it."""
+    """The empty file that says plate or mosaic ``path`` was removed on purpose
+    (``keep_intermediate = false``), so that its tile groups stay complete without it."""
     return path + ".removed"
 
 
 def _remove_intermediates(map_name: str, inputs: list[tuple[str, list[HipsTask]]]) -> None:
     """Remove each intermediate file whose readers are all complete (so no task of this run
-    or a later one asks for it again); a plate leaves its :func:`_removed_marker`."""
+    or a later one asks for it again), leaving its :func:`_removed_marker`."""
     from pathlib import Path
 
     from hipsluigi.storage.atomic import write_text_atomic
@@ -216,8 +259,7 @@ def _remove_intermediates(map_name: str, inputs: list[tuple[str, list[HipsTask]]
     for path, readers in inputs:
         if not os.path.exists(path) or not all(_read_already(r) for r in readers):
             continue
-        if "/plates/" in path.replace(os.sep, "/"):
-            write_text_atomic(_removed_marker(path), "", fsync=False)
+        write_text_atomic(_removed_marker(path), "", fsync=False)
         Path(path).unlink(missing_ok=True)
         log.info("map %s: removed %s: every task reading it is done (keep_intermediate = "
                  "false)", map_name, path)
@@ -419,6 +461,7 @@ class PlateMosaic(PlateTask):
                      "its mosaic is kept", self.plate_label)
             return
         super().run()
+        _unmark_removed(self)
 
     def work(self) -> None:
         from hipsluigi.mosaic.coadd import mosaic_plate
@@ -573,7 +616,13 @@ class BackgroundModel(HipsTask):
 
 
 class CorrectPlate(PlateTask):
-    """The deepest-order plate: the mosaic, background-corrected, padding removed."""
+    """The deepest-order plate: its background correction (the plane and edge corrections
+    of :class:`BackgroundModel`; nothing to subtract without global matching), which the
+    plate's readers apply to its mosaic as they read it (:func:`_read_plate`).
+
+    No corrected copy is written: that saves a write and a read of every deepest plate, the
+    largest files of the map. Complete while the mosaic is on disk; a mosaic removed with
+    ``keep_intermediate = false`` is made again when a reader needs the plate again."""
 
     def requires(self):
         reqs = {"mosaic": self.same_plate(PlateMosaic)}
@@ -582,38 +631,23 @@ class CorrectPlate(PlateTask):
         return reqs
 
     def output(self):
-        return self.target(self.layout.plate(self.order, self.i, self.j, self.unit))
+        return self.target(self.layout.plate_correction(self.order, self.i, self.j, self.unit))
 
-    def intermediate_inputs(self):
-        return [(self.input()["mosaic"].path,
-                 _mosaic_readers(self.map, self.spec, self.i, self.j))]
-
-    def run(self) -> None:
-        super().run()
-        _unmark_removed(self)
+    def complete(self) -> bool:
+        return super().complete() and os.path.exists(self.layout.mosaic(self.i, self.j,
+                                                                       self.unit))
 
     def work(self) -> None:
-        from hipsluigi.background.seams import correct_plate
-        from hipsluigi.pyramid.shrink import crop_padding
-
         spec = self.spec
-        grid = spec.grid
-        mosaic = self.input()["mosaic"].path
-        if spec.background != "global" and grid.pad == 0:
-            # Nothing to subtract or crop: the mosaic is the plate, and a link saves a copy.
-            artifacts.check_plate(mosaic, grid.shape())
-            link_or_copy_atomic(mosaic, self.output().path)
-            return
-        plate = crop_padding(artifacts.read_plate(mosaic), grid.pad)
+        # A broken mosaic fails here, naming itself, rather than in each of its readers.
+        artifacts.check_plate(self.input()["mosaic"].path, spec.grid.shape(padded=True))
+        plane = edges = None
         if spec.background == "global":
             model = self.input()["model"]
             pid = plan.plate_ids(spec)[(self.i, self.j)]
             plane = artifacts.read_corrections(model["corrections"].path)[pid]
             edges = artifacts.read_seam_field(model["seams"].path, pid)
-            plate = correct_plate(plate, grid.origin(self.i, self.j), plane, edges,
-                                  plane_crpix(grid.face_side))
-        header = grid.plate_header(self.i, self.j, spec.frame, padded=False)
-        artifacts.write_plate(self.output().path, plate, header)
+        artifacts.write_plate_correction(self.output().path, plane, edges)
 
 
 class ShrinkPlate(PlateTask):
@@ -649,7 +683,8 @@ class ShrinkPlate(PlateTask):
 
         spec = self.spec
         kids = self._children()
-        data = [artifacts.read_plate(t.path) for t in self.input()]
+        data = [_read_plate(self, self.order + 1, ci, cj, t)
+                for (_, _, ci, cj), t in zip(kids, self.input(), strict=True)]
         if len(children(spec.grid, self.order, self.i, self.j)) == 1:
             parent = shrink2(data[0])
         else:
@@ -681,23 +716,28 @@ class PlateTiles(PlateTask):
         return [_plate_input(self, self.order, self.i, self.j)]
 
     def work(self) -> None:
-        from hipsluigi.storage.atomic import check_file_size
-        from hipsluigi.tiles.cut import tile_file_size, write_plate_tiles
+        _write_fits_group(self, _read_plate(self, self.order, self.i, self.j, self.input()))
 
-        spec = self.spec
-        layout = self.layout
-        cards = _unit_cards(spec, layout)
-        plate = artifacts.read_plate(self.input().path)
-        written = write_plate_tiles(
-            plate, plan.grid(spec, self.order), self.i, self.j, spec.frame,
-            lambda npix: layout.unit_tile(self.order, npix, "fits", self.unit),
-            write_file=write_atomic, cards=cards)
-        _publish_tiles(self, "fits", written)
-        size = tile_file_size(self.order, spec.tile_width, spec.frame, cards)
-        for npix in written:
-            check_file_size(layout.tile(self.order, npix, "fits"), size)
-        artifacts.write_manifest(self.output().path, self.order, plate_name(self.i, self.j),
-                                 written)
+
+def _write_fits_group(task: PlateTask, plate: np.ndarray) -> list[int]:
+    """Cut ``task``'s plate into its FITS tiles on the plate's unit, publish them, check each
+    one's size and then write the group's manifest; returns the tiles (NPIX) written."""
+    from hipsluigi.storage.atomic import check_file_size
+    from hipsluigi.tiles.cut import tile_file_size, write_plate_tiles
+
+    spec, layout, order = task.spec, task.layout, task.order
+    cards = _unit_cards(spec, layout)
+    written = write_plate_tiles(
+        plate, plan.grid(spec, order), task.i, task.j, spec.frame,
+        lambda npix: layout.unit_tile(order, npix, "fits", task.unit),
+        write_file=write_atomic, cards=cards)
+    _publish_tiles(task, "fits", written)
+    size = tile_file_size(order, spec.tile_width, spec.frame, cards)
+    for npix in written:
+        check_file_size(layout.tile(order, npix, "fits"), size)
+    artifacts.write_manifest(layout.manifest(order, task.i, task.j, task.unit, "fits"), order,
+                             plate_name(task.i, task.j), written)
+    return written
 
 
 def _publish_tiles(task: PlateTask, ext: str, npix: list[int]) -> None:
@@ -723,10 +763,10 @@ def _publish_tiles(task: PlateTask, ext: str, npix: list[int]) -> None:
 
 
 def _plate_exists(task: PlateTask) -> bool:
-    """Whether the plate a tile group is cut from is on disk, or was removed on purpose
-    (``keep_intermediate = false``): the output of :func:`plate_task`, without making that
-    task (a check made for every group)."""
-    path = str(task.layout.plate(task.order, task.i, task.j, task.unit))
+    """Whether the file a tile group's plate is read from (:func:`_plate_file`) is on disk,
+    or was removed on purpose (``keep_intermediate = false``), without making its
+    :func:`plate_task` (a check made for every group)."""
+    path = _plate_file(task.spec, task.layout, task.order, task.i, task.j)
     return os.path.exists(path) or os.path.exists(_removed_marker(path))
 
 
@@ -764,7 +804,7 @@ class PlateHistogram(PlateTask):
     def work(self) -> None:
         from hipsluigi.stretch.histogram import histogram_of
 
-        plate = artifacts.read_plate(self.input().path)
+        plate = _read_plate(self, self.order, self.i, self.j, self.input())
         artifacts.write_histogram(self.output().path, histogram_of(plate))
 
 
@@ -798,23 +838,34 @@ class Histogram(HipsTask):
 
 
 class PlatePNGs(PlateTask):
-    """8-bit PNG tiles beside the FITS tiles of plate ``(i, j)`` at ``order`` (mViewer).
+    """The FITS tiles (mHiPSTiles) and the 8-bit PNG tiles (mViewer) of plate ``(i, j)`` at
+    ``order``, both from one read of the plate, and their two manifests.
 
-    As for :class:`PlateTiles`, the manifest follows a size check of every tile it lists, and
-    a group whose plate vanished is redone.
+    The FITS tiles are cut unless their group is already complete (a map whose FITS tiles
+    were made by :class:`PlateTiles`, for ``AllSkyFITS``); they come first and their
+    manifest is written before any PNG. As for :class:`PlateTiles`, each manifest follows a
+    size check of every tile it lists, and a group whose plate vanished is redone.
     """
 
     def requires(self):
-        return {"tiles": self.same_plate(PlateTiles),
-                "plate": plate_task(self.map, self.spec, self.order, self.i, self.j),
+        return {"plate": plate_task(self.map, self.spec, self.order, self.i, self.j),
                 "stretch": Histogram(map=self.map)}
 
     def output(self):
         return self.target(self.layout.manifest(self.order, self.i, self.j, self.unit,
                                                 f"png-{stretch_id(self.spec)}"))
 
+    def fits_group(self) -> PlateTiles:
+        """The FITS tile group this task completes too."""
+        return self.same_plate(PlateTiles)
+
     def complete(self) -> bool:
-        return super().complete() and _plate_exists(self)
+        return (super().complete() and os.path.exists(self.fits_group().output().path)
+                and _plate_exists(self))
+
+    def dry_run(self) -> None:
+        self.fits_group().dry_run()
+        super().dry_run()
 
     def intermediate_inputs(self):
         return [_plate_input(self, self.order, self.i, self.j)]
@@ -825,16 +876,21 @@ class PlatePNGs(PlateTask):
         from hipsluigi.tiles.png import encode_png
 
         spec = self.spec
+        plate = _read_plate(self, self.order, self.i, self.j, self.input()["plate"])
+        fits_manifest = self.fits_group().output().path
+        if os.path.exists(fits_manifest):
+            wanted = set(artifacts.read_manifest(fits_manifest)["tiles"])
+        else:
+            wanted = set(_write_fits_group(self, plate))
+        if os.path.exists(self.output().path):
+            return  # only the FITS tiles were missing
         stretch = artifacts.read_stretch(self.input()["stretch"].path)
-        wanted = set(artifacts.read_manifest(self.input()["tiles"].path)["tiles"])
-        plate = artifacts.read_plate(self.input()["plate"].path)
         sizes = {}
-        for npix, tile in plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j):
-            if npix in wanted:
-                png = encode_png(tile, stretch)
-                write_bytes_atomic(self.layout.unit_tile(self.order, npix, "png", self.unit),
-                                   png)
-                sizes[npix] = len(png)
+        for npix, tile in plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j,
+                                      npix=wanted):
+            png = encode_png(tile, stretch)
+            write_bytes_atomic(self.layout.unit_tile(self.order, npix, "png", self.unit), png)
+            sizes[npix] = len(png)
         _publish_tiles(self, "png", list(sizes))
         for npix, size in sizes.items():
             check_file_size(self.layout.tile(self.order, npix, "png"), size)
@@ -864,10 +920,15 @@ class HiPSMetadata(HipsTask):
     """
 
     def requires(self):
-        spec = self.spec
-        return {"tiles": _all_plate_tasks(self.map, spec, PlateTiles),
-                "pngs": _all_plate_tasks(self.map, spec, PlatePNGs),
+        # PlatePNGs completes the FITS group too, from the same read of the plate.
+        return {"pngs": _all_plate_tasks(self.map, self.spec, PlatePNGs),
                 "stretch": Histogram(map=self.map)}
+
+    def groups(self) -> dict[str, list[PlateTask]]:
+        """The tile groups whose manifests list the map's tiles: ``{"tiles": FITS groups,
+        "pngs": PNG groups}``."""
+        pngs = _all_plate_tasks(self.map, self.spec, PlatePNGs)
+        return {"tiles": [task.fits_group() for task in pngs], "pngs": pngs}
 
     def metadata_key(self) -> str:
         """What the metadata is made from: the stretch and the metadata settings."""
@@ -883,11 +944,10 @@ class HiPSMetadata(HipsTask):
         # Checked before the outputs: with the HiPS folder gone, every group must be redone.
         # (Luigi's dynamic dependencies cannot do it from run(): the scheduler ignores a task
         # set back to PENDING within stable_done_cooldown_secs of being found DONE.)
-        requires = self.requires()
         if self.executor != "dryrun":  # dry-run manifests are placeholders
-            _discard_groups(self, _damaged_tiles(self, requires))
+            _discard_groups(self, _damaged_tiles(self, self.groups()))
         return super().complete() and all(task.complete()
-                                          for task in luigi.task.flatten(requires))
+                                          for task in luigi.task.flatten(self.requires()))
 
     def work(self) -> None:
         from hipsluigi.metadata.build import UnreadableTiles, write_hips_metadata
@@ -895,8 +955,8 @@ class HiPSMetadata(HipsTask):
         from hipsluigi.stretch.stretch import display_cut
 
         tiles: dict[int, list[int]] = {}
-        for target in self.input()["tiles"]:
-            manifest = artifacts.read_manifest(target.path)
+        for group in self.groups()["tiles"]:
+            manifest = artifacts.read_manifest(group.output().path)
             tiles.setdefault(manifest["order"], []).extend(manifest["tiles"])
         stretch = artifacts.read_stretch(self.input()["stretch"].path)
         hist = artifacts.read_histogram(self.layout.merged_histogram(stretch_id(self.spec)))
@@ -908,7 +968,7 @@ class HiPSMetadata(HipsTask):
                                 pixel_cut=display_cut(hist, stretch),
                                 provenance=provenance)
         except UnreadableTiles as err:
-            listed = _listed_tiles(self, self.requires())
+            listed = _listed_tiles(self, self.groups())
             _discard_groups(self, {str(path): (listed[str(path)][0], why)
                                    for path, why in err.problems.items()
                                    if str(path) in listed})
@@ -1010,8 +1070,8 @@ def _cap_progenitors(spec: MapSpec, rows) -> list:
             for r, a, d in zip(rows, np.atleast_1d(ra), np.atleast_1d(dec), strict=True)]
 
 
-def _listed_tiles(meta: HiPSMetadata, requires: dict) -> dict:
-    """Every tile the finished groups among ``meta``'s ``requires`` list: ``{path: (group,
+def _listed_tiles(meta: HiPSMetadata, groups: dict) -> dict:
+    """Every tile the finished ones among ``meta``'s ``groups`` list: ``{path: (group,
     size)}``, paths as strings; the size in bytes of a FITS tile, None for a PNG tile (and a
     FITS tile while the survey's units are unknown). A manifest that cannot be read lists
     itself, with size -1, so that its group is redone."""
@@ -1022,8 +1082,8 @@ def _listed_tiles(meta: HiPSMetadata, requires: dict) -> dict:
     hips_dir = str(layout.hips_dir)
     sizes: dict[int, int | None] = {}
     listed = {}
-    for ext, groups in (("fits", requires["tiles"]), ("png", requires["pngs"])):
-        for group in groups:
+    for ext, family in (("fits", groups["tiles"]), ("png", groups["pngs"])):
+        for group in family:
             try:
                 tiles = artifacts.read_manifest(group.output().path)["tiles"]
             except FileNotFoundError:
@@ -1048,12 +1108,12 @@ def _listed_tiles(meta: HiPSMetadata, requires: dict) -> dict:
     return listed
 
 
-def _damaged_tiles(meta: HiPSMetadata, requires: dict) -> dict:
+def _damaged_tiles(meta: HiPSMetadata, groups: dict) -> dict:
     """``{path: (group, why)}`` of every listed tile that is missing or of the wrong size."""
     from hipsluigi.metadata.build import tile_file_problem
 
     damaged = {}
-    for path, (group, size) in _listed_tiles(meta, requires).items():
+    for path, (group, size) in _listed_tiles(meta, groups).items():
         why = "manifest unreadable" if size == -1 else tile_file_problem(path, size)
         if why:
             damaged[path] = (group, why)
@@ -1091,14 +1151,13 @@ def _unlink(path: str) -> None:
 
 
 def _all_intermediates(map_name: str, spec: MapSpec) -> list[tuple[str, list[HipsTask]]]:
-    """Every plate mosaic and plate of the map, with the tasks that read it."""
+    """Every plate mosaic and plate file of the map, with the tasks that read it."""
     layout = layout_of(spec)
     found = [(str(layout.mosaic(i, j, plan.unit_of(spec, spec.order, i, j))),
               _mosaic_readers(map_name, spec, i, j))
              for i, j in plan.plates_at_order(spec, spec.order)]
-    for k in range(spec.order, -1, -1):
-        found += [(str(layout.plate(k, i, j, plan.unit_of(spec, k, i, j))),
-                   _plate_readers(map_name, spec, k, i, j))
+    for k in range(spec.order - 1, -1, -1):
+        found += [(_plate_file(spec, layout, k, i, j), _plate_readers(map_name, spec, k, i, j))
                   for i, j in plan.plates_at_order(spec, k)]
     return found
 

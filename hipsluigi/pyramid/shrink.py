@@ -147,3 +147,30 @@ def crop_padding(plate: np.ndarray, pad: int) -> np.ndarray:
     if pad == 0:
         return plate
     return plate[pad:-pad, pad:-pad]
+
+
+def crop_read_bytes(shape: tuple[int, int], pad: int, itemsize: int, page: int = 4096) -> int:
+    """Bytes of the memory pages that :func:`crop_padding`'s view of a memory-mapped padded
+    plate touches: what reading the unpadded interior pulls from the disk (read-ahead aside).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        The padded plate's ``(rows, cols)``, stored row-major from a page boundary.
+    pad : int
+        Padding on each side, in pixels.
+    itemsize : int
+        Bytes per pixel.
+    page : int, optional
+        The page size, in bytes.
+    """
+    nrows, ncols = shape
+    rows = np.arange(pad, nrows - pad, dtype=np.int64)
+    if rows.size == 0 or ncols <= 2 * pad:
+        return 0
+    first = (rows * ncols + pad) * itemsize // page
+    last = ((rows + 1) * ncols - pad) * itemsize - 1
+    last //= page
+    # rows in file order: a page shared with the row before counts once
+    seen = np.concatenate(([-1], np.maximum.accumulate(last[:-1])))
+    return int(np.maximum(last - np.maximum(first, seen + 1) + 1, 0).sum()) * page

@@ -300,6 +300,35 @@ def read_seam_field(path: PathLike, plate_id: int) -> np.ndarray | None:
         return seams[str(plate_id)] if str(plate_id) in seams.files else None
 
 
+def write_plate_correction(path: PathLike, plane: Sequence[float] | None,
+                           edges: np.ndarray | None) -> None:
+    """A deepest-order plate's background correction
+    (:func:`hipsluigi.background.seams.correct_plate`): the plane ``(a, b, c)`` and the edge
+    corrections, each absent when there is none (no global background matching). Stored
+    as float64 arrays, so that the plate read through it is the plate corrected once."""
+    arrays = {}
+    if plane is not None:
+        arrays["plane"] = np.asarray(plane, dtype=np.float64)
+    if edges is not None:
+        arrays["edges"] = edges
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    write_atomic(path, save)
+
+
+def read_plate_correction(path: PathLike
+                          ) -> tuple[tuple[float, float, float] | None, np.ndarray | None]:
+    """``(plane, edges)`` as :func:`write_plate_correction` wrote them (None where absent)."""
+    with np.load(path) as stored:
+        plane = (tuple(float(v) for v in stored["plane"]) if "plane" in stored.files
+                 else None)
+        edges = stored["edges"] if "edges" in stored.files else None
+    return plane, edges
+
+
 # -- IPAC tables -----------------------------------------------------------------------------
 
 

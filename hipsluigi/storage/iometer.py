@@ -10,7 +10,8 @@ as meter:``; :func:`by_unit` then attributes the folders' bytes to storage units
 The counts are logical bytes (what the code asked for): the page cache may serve a read that
 a cold disk would not, so they are the I/O a storage unit must sustain when nothing is cached.
 A memory-mapped read counts what the caller says it touches (whole plates for most readers;
-the sampled overlap's pages for a difference fit).
+the interior's pages of a mosaic read as the deepest plate; the sampled overlap's pages for a
+difference fit).
 """
 
 from __future__ import annotations

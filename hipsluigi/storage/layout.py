@@ -9,7 +9,11 @@ For map NAME on units ``u0, u1, ...`` (``u0`` is the base)::
     uU/NAME/mosaics/plate_II_JJ.fits         padded plate mosaics of unit U > 0
     u0/NAME/mosaics/images.tbl, fitcombo.tbl, corrections.tbl   (global background model)
     uU/NAME/diffs/fit_II_JJ_KK_LL.json       difference fits, on the plus plate's unit U
-    uU/NAME/plates/order{k}/plate_II_JJ.fits plates at each order, on the plate's unit U
+    uU/NAME/plates/order{k}/plate_II_JJ.fits plates below the deepest order, on the plate's
+                                             unit U
+    uU/NAME/plates/order{D}/plate_II_JJ.correction.npz   the deepest order's plates: their
+                                             background correction, applied to the mosaic
+                                             as it is read
     uU/NAME/manifests/order{k}/plate_II_JJ.{fits,png}.json   tiles written by a tile group
     u0/NAME/survey/index.tbl, rejects.tbl, units.json   (fits and wise surveys)
     uU/_downloads/COLLECTION/...             archive files (wise), shared by the unit's maps
@@ -118,6 +122,11 @@ class StorageLayout:
 
     def plate(self, order: int, i: int, j: int, u: int) -> Path:
         return self.unit(u) / "plates" / f"order{order}" / f"{plate_name(i, j)}.fits"
+
+    def plate_correction(self, order: int, i: int, j: int, u: int) -> Path:
+        """The background correction of a deepest-order plate, applied as its mosaic is read
+        (the plate itself is never written)."""
+        return self.unit(u) / "plates" / f"order{order}" / f"{plate_name(i, j)}.correction.npz"
 
     def plate_histogram(self, order: int, i: int, j: int, u: int) -> Path:
         return self.unit(u) / "plates" / f"order{order}" / f"{plate_name(i, j)}.hist.npz"

@@ -14,7 +14,7 @@ import errno
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -25,8 +25,8 @@ from hipsluigi.geometry.plates import PlateGrid
 from hipsluigi.tiles.checksum import encode_checksum, fold, ones_complement_sum
 
 
-def plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int
-                ) -> Iterator[tuple[int, np.ndarray]]:
+def plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int,
+                npix: Collection[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """The tiles of an unpadded plate that hold a finite pixel.
 
     Parameters
@@ -37,6 +37,9 @@ def plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int
         The plate grid of the plate's order.
     i, j : int
         The plate.
+    npix : collection of int, optional
+        The tiles already found to hold a finite pixel (the FITS tiles cut from this plate):
+        exactly these are yielded, without testing the pixels again.
 
     Yields
     ------
@@ -54,10 +57,10 @@ def plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int
         raise ValueError(f"plate {i},{j} has shape {plate.shape}, expected "
                          f"{grid.shape(padded=False)}")
     w = grid.tile_width
-    npix, rows0, cols0 = grid.tiles(i, j)
-    for n, r0, c0 in zip(npix, rows0, cols0, strict=True):
+    wanted = None if npix is None else {int(n) for n in npix}
+    for n, r0, c0 in zip(*grid.tiles(i, j), strict=True):
         tile = plate[r0:r0 + w, c0:c0 + w]
-        if np.isfinite(tile).any():
+        if (np.isfinite(tile).any() if wanted is None else int(n) in wanted):
             yield int(n), tile
 
 

@@ -2,8 +2,8 @@
 
 import json
 import sys
-import time
 
+from hipsluigi.execution import slurm_jobs
 from hipsluigi.execution.slurm_jobs import (
     JobFiles,
     JobOptions,
@@ -56,7 +56,10 @@ def test_sbatch_command_is_an_argument_list_with_extra_args_last(tmp_path):
     assert not any(arg.startswith(("--time", "--account")) for arg in cmd)  # empty: defaults
 
 
-def test_status_cache_polls_squeue_and_counts_job_files_once_per_period(tmp_path):
+def test_status_cache_polls_squeue_and_counts_job_files_once_per_period(tmp_path, monkeypatch):
+    # A clock the test moves, so that a loaded machine cannot stretch "within the period".
+    clock = [1000.0]
+    monkeypatch.setattr(slurm_jobs.time, "time", lambda: clock[0])
     files = JobFiles.in_folder(tmp_path, "T_1")
     cache = StatusCache(files, max_age=0.5,
                         command=_fake_squeue(tmp_path, "7|RUNNING|None\n8|PENDING|Priority\n"))
@@ -65,11 +68,12 @@ def test_status_cache_polls_squeue_and_counts_job_files_once_per_period(tmp_path
     assert (first.submitted, first.finished) == (3, 1)
     assert first.jobs["7"].state == "RUNNING" and first.jobs["8"].reason == "Priority"
     _touch(files.jobs_dir, "D.jobid", "B.exit")
+    clock[0] += 0.4
     # another process (a second cache object on the same folder) within the period
     again = StatusCache(files, max_age=0.5, command=cache.command).view()
     assert (again.submitted, again.finished) == (3, 1) and again.time == first.time
     assert (tmp_path / "calls.txt").read_text() == "x"
-    time.sleep(0.6)
+    clock[0] += 0.2
     later = cache.view()
     assert (later.submitted, later.finished) == (4, 2)
     assert (tmp_path / "calls.txt").read_text() == "xx" and cache.queries == 2

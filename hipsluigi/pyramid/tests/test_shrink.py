@@ -8,7 +8,13 @@ import pytest
 
 from hipsluigi.geometry.hpx import plane_to_nested
 from hipsluigi.geometry.plates import PlateGrid, grid_at_order
-from hipsluigi.pyramid.shrink import assemble_quad, block_nanmean, crop_padding, shrink2
+from hipsluigi.pyramid.shrink import (
+    assemble_quad,
+    block_nanmean,
+    crop_padding,
+    crop_read_bytes,
+    shrink2,
+)
 
 
 def _numpy_block_nanmean(data, factor, dtype):
@@ -149,3 +155,16 @@ def test_crop_padding_returns_the_interior():
     plate = np.arange(100.0).reshape(10, 10)
     assert np.array_equal(crop_padding(plate, 2), plate[2:8, 2:8])
     assert crop_padding(plate, 0) is plate
+
+
+@pytest.mark.parametrize(("shape", "pad", "itemsize", "page"),
+                         [((68, 68), 2, 4, 4096), ((2176, 2176), 64, 4, 4096),
+                          ((40, 3000), 5, 4, 4096), ((30, 30), 3, 8, 64), ((16, 16), 0, 4, 64),
+                          ((10, 10), 5, 4, 64)])
+def test_crop_read_bytes_counts_each_page_the_interior_touches_once(shape, pad, itemsize, page):
+    nrows, ncols = shape
+    r, c = np.mgrid[pad:nrows - pad, pad:ncols - pad]
+    pages = np.unique((r * ncols + c).ravel() * itemsize // page)  # every pixel's page
+    assert crop_read_bytes(shape, pad, itemsize, page) == pages.size * page
+    assert crop_read_bytes(shape, pad, itemsize, page) <= (
+        -(-nrows * ncols * itemsize // page) * page)

@@ -201,3 +201,19 @@ def test_plate_mosaic_keeps_any_image_name_and_skip_reason(tmp_path):
         assert "".join(f"skipped {artifacts.escape_text(reason)}".split()) in history
     artifacts.write_plate_mosaic(path, np.zeros((2, 2), np.float32), header, [], {}, {})
     assert artifacts.read_skipped_images(path) == {} and artifacts.read_mosaic_inputs(path) is None
+
+
+def test_plate_correction_round_trips_bit_for_bit_and_absent_parts_stay_absent(tmp_path):
+    from hipsluigi.storage.artifacts import read_plate_correction, write_plate_correction
+
+    plane = (0.1 + 0.2, -1e-300, 2.0 / 3.0)  # floats a text format would round
+    edges = np.random.default_rng(0).normal(size=(4, 64))
+    edges[2] = np.nan
+    write_plate_correction(tmp_path / "c.npz", plane, edges)
+    got_plane, got_edges = read_plate_correction(tmp_path / "c.npz")
+    assert got_plane == plane and all(type(v) is float for v in got_plane)
+    assert got_edges.tobytes() == edges.tobytes()
+    write_plate_correction(tmp_path / "none.npz", None, None)
+    assert read_plate_correction(tmp_path / "none.npz") == (None, None)
+    write_plate_correction(tmp_path / "plane.npz", plane, None)
+    assert read_plate_correction(tmp_path / "plane.npz") == (plane, None)

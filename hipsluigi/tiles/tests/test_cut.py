@@ -110,6 +110,22 @@ def test_tiles_written_with_cards_carry_them_and_the_data_unchanged(tmp_path):
             assert data.dtype == np.dtype(">f4")
 
 
+def test_plate_tiles_given_their_npix_yield_exactly_those_views_untested():
+    grid = PlateGrid(1, 16, 5, 0)
+    plate = np.random.default_rng(2).normal(size=grid.shape()).astype(np.float32)
+    plate[:16, :16] = np.nan
+    finite = dict(plate_tiles(plate, grid, 2, 2))
+    assert len(finite) == 3
+    some = sorted(finite)[1:]
+    picked = dict(plate_tiles(plate, grid, 2, 2, npix=some))
+    assert sorted(picked) == some
+    for n in some:
+        assert np.shares_memory(picked[n], plate) and np.array_equal(picked[n], finite[n])
+    # the caller's word is taken: a listed blank tile is yielded (its npix from the grid)
+    blank = next(int(n) for n in grid.tiles(2, 2)[0] if int(n) not in finite)
+    assert list(dict(plate_tiles(plate, grid, 2, 2, npix=[blank]))) == [blank]
+
+
 def test_plate_tiles_carry_the_cards(tmp_path):
     grid = PlateGrid(1, 16, 5, 0)
     plate = np.random.default_rng(2).normal(size=grid.shape()).astype(np.float32)

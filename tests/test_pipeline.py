@@ -177,9 +177,11 @@ def test_platelist_and_work_tree_on_every_storage_unit(built):
     assert (root / "u0" / "pipe" / "platelist.tbl").exists()
     link = root / "u0" / "pipe" / "mosaics" / "subset2"
     assert link.is_symlink() and link.resolve() == (root / "u1" / "pipe" / "mosaics").resolve()
-    plates = {p.name for p in (root / "u0" / "pipe" / "plates" / f"order{ORDER}").glob("*.fits")}
-    plates |= {p.name for p in (root / "u1" / "pipe" / "plates" / f"order{ORDER}").glob("*.fits")}
+    # the deepest plates: their corrections, applied to the mosaics as they are read
+    folders = [root / u / "pipe" / "plates" / f"order{ORDER}" for u in ("u0", "u1")]
+    plates = {p.name for folder in folders for p in folder.glob("*.correction.npz")}
     assert len(plates) == 12  # 13 on-sky plates less the face-6 copy in cell (4, 4)
+    assert not [p for folder in folders for p in folder.glob("*.fits")]  # no corrected copy
     manifest = next((root / "u1" / "pipe" / "manifests" / f"order{ORDER}").glob("*.fits.json"))
     assert json.loads(manifest.read_text())["tiles"]
 

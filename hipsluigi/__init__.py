@@ -4,7 +4,7 @@
 ``luigi --module hipsluigi AllMaps --maps W1,W2`` builds several in one graph.
 """
 
-from hipsluigi.execution import SlurmTask, install_indexed_scheduler
+from hipsluigi.execution import SlurmTask, install_indexed_scheduler, thread_pools
 from hipsluigi.pipeline.colour import ColourPNGs
 from hipsluigi.pipeline.report import QAReport
 from hipsluigi.pipeline.settings import hips, install_command_line_checks, synthetic
@@ -32,8 +32,9 @@ from hipsluigi.pipeline.tasks import (
 
 install_indexed_scheduler()  # --local-scheduler runs of any size: see hipsluigi.execution
 install_command_line_checks()  # bad names and settings: one line, before any task runs
+thread_pools()  # found once, here, for every task process the Luigi worker forks
 
-__version__ = "0.7.0"
+__version__ = "0.8.0"
 
 __all__ = [
     "AllMaps", "AllSkyFITS", "AllSkyPNGs", "BackgroundModel", "ColourPNGs", "CorrectPlate",

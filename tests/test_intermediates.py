@@ -175,7 +175,7 @@ def test_records_count_exactly_the_tile_bytes_each_unit_holds_and_the_run_says_s
         on_disk = sum(p.stat().st_size for p in tiles.glob("Norder*/Dir*/Npix*.*")
                       if not p.is_symlink())
         on_disk += sum(p.stat().st_size for p in (root / unit / NAME / "manifests").glob(
-            "order*/*.json"))  # the groups' manifests, beside their tiles
+            "order*/*.*"))  # the groups' manifests and Allsky parts, beside their tiles
         counted = sum(r.written_by_unit.get(label, 0) for r in records
                       if r.family in ("PlateTiles", "PlatePNGs"))
         assert counted == on_disk > 0

@@ -118,22 +118,51 @@ def test_a_tile_cut_short_is_named_and_rebuilt(clean, copy, caplog):
     _assert_restored(clean, copy)
 
 
-def test_an_unreadable_low_order_tile_fails_naming_it_and_the_next_run_rebuilds_it(
+def test_an_unreadable_allsky_part_fails_naming_it_and_the_next_run_rebuilds_it(
         clean, copy, caplog):
-    """A tile of the right size that cannot be read is found when the metadata step reads the
-    tiles of orders 0 to 3 for the Allsky files (here it must: ``properties`` is gone)."""
-    tile = copy / HIPS / "Norder0" / "Dir0" / "Npix3.png"
-    tile.write_bytes(b"\0" * tile.stat().st_size)
+    """The metadata makes the Allsky files from the parts the PNG groups of orders 0 to 3
+    wrote (here it must: ``properties`` is gone); a part of the right size that is not one
+    fails it, named, and is deleted with its group's manifest for the next run to redo."""
+    part = next((copy / "u0" / NAME / "manifests" / "order0").glob("*.allsky-*.npz"))
+    part.write_bytes(b"\0" * part.stat().st_size)
     (copy / HIPS / "properties").unlink()
     with caplog.at_level(logging.ERROR, logger="luigi-interface"):
         status, _ = _build(copy)
     assert status == luigi.LuigiStatusCode.FAILED
-    assert f"1 unreadable tile(s) ({tile}: unreadable (UnidentifiedImageError" in caplog.text
-    assert not tile.exists()  # deleted with its group's manifest
+    assert f"1 unreadable Allsky part(s) ({part}: not an Allsky part (" in caplog.text
+    assert not part.exists()  # deleted with its group's manifest
     status, ran = _build(copy)
     assert status == luigi.LuigiStatusCode.SUCCESS
     assert len(ran["PlatePNGs"]) == 1
     _assert_restored(clean, copy)
+
+
+def test_the_allsky_files_from_the_parts_are_those_from_the_tiles_read_back(clean, tmp_path):
+    """Bit for bit: ``Allsky.fits``, ``Allsky.png`` and ``preview.jpg`` as the metadata wrote
+    them from the groups' parts, and as made from the finished tiles read back."""
+    from hipsluigi.metadata.build import write_hips_metadata
+    from hipsluigi.pipeline.settings import map_spec
+    from hipsluigi.pipeline.tasks import _unit_cards
+    from hipsluigi.pipeline.worktree import layout_of
+    from hipsluigi.storage import artifacts
+
+    hips = clean["root"] / HIPS
+    again = tmp_path / "HiPS"
+    shutil.copytree(hips, again, symlinks=False)  # tiles of both units, as files
+    names = ["Norder0/Allsky.fits", "Norder0/Allsky.png", "Norder1/Allsky.fits",
+             "Norder1/Allsky.png", "preview.jpg"]
+    for name in names:
+        (again / name).unlink()
+    tiles = {order: sorted(int(p.stem[4:]) for p in hips.glob(f"Norder{order}/Dir*/*.fits"))
+             for order in (0, 1)}
+    with luigi_options(_config(clean["root"])):
+        spec = map_spec(NAME)
+    units = {key: value for key, value, _ in _unit_cards(spec, layout_of(spec))}
+    stretch = artifacts.read_stretch(
+        next((clean["root"] / "u0" / NAME / "stretch").glob("stretch-*.json")))
+    write_hips_metadata(spec, again, tiles, stretch, units)  # no parts: the tiles read back
+    for name in names:
+        assert (again / name).read_bytes() == (hips / name).read_bytes(), name
 
 
 @pytest.mark.parametrize("deleted", ["Norder1/Dir0", "HiPS"])

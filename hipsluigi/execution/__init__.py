@@ -17,9 +17,9 @@ from hipsluigi.execution.scheduler import (
     install_indexed_scheduler,
 )
 from hipsluigi.execution.slurm_jobs import SlurmJobError, slurm
-from hipsluigi.execution.task import SlurmTask, execution
+from hipsluigi.execution.task import SlurmTask, execution, thread_pools
 
 __all__ = [
     "TESTED_LUIGI", "IndexedScheduler", "IndexedSchedulerFactory", "SlurmJobError", "SlurmTask",
-    "execution", "install_indexed_scheduler", "slurm",
+    "execution", "install_indexed_scheduler", "slurm", "thread_pools",
 ]

@@ -21,6 +21,7 @@ restarted) waits for that job instead of submitting another.
 from __future__ import annotations
 
 import configparser
+import functools
 import logging
 import os
 import shlex
@@ -32,7 +33,7 @@ import luigi
 from luigi.cmdline_parser import CmdlineParser
 from luigi.parameter import ParameterVisibility
 from luigi.task_register import Register
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from hipsluigi.execution.records import Recorder, write_record
 from hipsluigi.execution.slurm_jobs import (
@@ -97,6 +98,17 @@ class DriverOption(luigi.Parameter):
 
 def _sbatch_option(key: str, meaning: str) -> DriverOption:
     return DriverOption(None, f"sbatch {meaning}; empty: [slurm] {key}")
+
+
+@functools.cache
+def thread_pools() -> ThreadpoolController:
+    """The thread pools (BLAS, OpenMP) of the libraries loaded in this process, found once.
+
+    Finding them inspects every loaded library, tens of milliseconds. ``import hipsluigi``
+    finds them, so the task processes a Luigi worker forks inherit the answer instead of each
+    searching again. A library loaded after that is not limited by :meth:`SlurmTask.run_in_process`.
+    """
+    return ThreadpoolController()
 
 
 class SlurmTask(luigi.Task):
@@ -192,14 +204,14 @@ class SlurmTask(luigi.Task):
         # BLAS threads anyway.
         folder = self.record_dir()
         if folder is None:
-            with threadpool_limits(limits=1, user_api="blas"):
+            with thread_pools().limit(limits=1, user_api="blas"):
                 self.work()
             return
         outputs = [getattr(t, "path", "") for t in luigi.task.flatten(self.output())]
         recorder = Recorder(self.get_task_family(), self.task_id, outputs,
                             units=self.storage_units())
         try:
-            with recorder, threadpool_limits(limits=1, user_api="blas"):
+            with recorder, thread_pools().limit(limits=1, user_api="blas"):
                 self.work()
         finally:
             # Recorded here, where work() ran (the worker or the SLURM job), failed or not.

@@ -13,6 +13,7 @@ import numpy as np
 
 from hipsluigi.geometry.frames import astropy_frame, rotation_matrix, vec_to_lonlat
 from hipsluigi.geometry.hpx import face_side, tile_relpath
+from hipsluigi.metadata.allsky import ALLSKY_MAX_ORDER, AllskyPart
 from hipsluigi.spec import MapSpec
 from hipsluigi.storage.iometer import count_read
 from hipsluigi.stretch.stretch import Stretch
@@ -86,8 +87,9 @@ def read_tiles(hips_dir: Path, order: int, npix: Sequence[int], tile_width: int,
         Every tile that cannot be read, or is not ``tile_width`` square, is added here with the
         reason, and left out of the result.
     readers : mapping of str to callable, optional
-        File extension -> reader of a path. Default: ``fits`` (``astropy.io.fits.getdata``)
-        and ``png`` (:func:`hipsluigi.tiles.png.decode_png`).
+        File extension -> reader of a path. Default: ``fits``
+        (:func:`hipsluigi.tiles.cut.read_fits_tile`) and ``png``
+        (:func:`hipsluigi.tiles.png.decode_png`).
 
     Returns
     -------
@@ -95,13 +97,13 @@ def read_tiles(hips_dir: Path, order: int, npix: Sequence[int], tile_width: int,
         Extension -> npix -> array: ``(w, w)`` float ``[row, col]`` for FITS (FITS
         orientation), ``(w, w, 2)`` uint8 gray/alpha for PNG (rows top-down).
     """
-    from astropy.io import fits
     from astropy.utils.exceptions import AstropyUserWarning
 
+    from hipsluigi.tiles.cut import read_fits_tile
     from hipsluigi.tiles.png import decode_png
 
     if readers is None:
-        readers = {"fits": fits.getdata, "png": decode_png}
+        readers = {"fits": lambda path: read_fits_tile(path, tile_width), "png": decode_png}
     found: dict[str, dict[int, np.ndarray]] = {ext: {} for ext in readers}
     for n in npix:
         for ext, read in readers.items():
@@ -152,10 +154,41 @@ SAMPLING = {"interp": "bilinear", "reproject_interp": "bilinear",
             "reproject_adaptive": "adaptive anti-aliased (DeForest 2004)"}
 
 
+def read_allsky_parts(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Sequence[int]]
+                      ) -> dict[int, AllskyPart]:
+    """The :class:`~hipsluigi.metadata.allsky.AllskyPart` of each order 0 to ``min(3,
+    spec.order)``, from its FITS and PNG tiles read back.
+
+    Raises
+    ------
+    UnreadableTiles
+        Naming every tile that cannot be read as a whole tile.
+    """
+    from hipsluigi.metadata.allsky import allsky_part
+    from hipsluigi.metadata.preview import preview_block
+
+    problems: dict[Path, str] = {}
+    parts = {}
+    preview_order = min(ALLSKY_MAX_ORDER, spec.order)
+    for order in range(preview_order + 1):
+        found = read_tiles(hips_dir, order, tiles.get(order, []), spec.tile_width, problems)
+        if problems:  # keep reading, to name every bad tile at once
+            continue
+        npix = sorted(set(found["fits"]) & set(found["png"]))
+        block = (preview_block(spec.tile_width, order) if order == preview_order else None)
+        parts[order] = allsky_part([found["fits"][n] for n in npix],
+                                   [found["png"][n] for n in npix], npix, spec.tile_width,
+                                   block)
+    if problems:
+        raise UnreadableTiles(problems)
+    return parts
+
+
 def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Sequence[int]],
                         stretch: Stretch, units: Mapping[str, object] | None = None, *,
                         pixel_cut: tuple[float, float] | None = None,
-                        provenance: Mapping[str, object] | None = None) -> None:
+                        provenance: Mapping[str, object] | None = None,
+                        allsky: Mapping[int, AllskyPart] | None = None) -> None:
     """Write ``properties``, ``Moc.fits`` (ICRS), ``preview.jpg``, ``index.html`` and
     ``Norder{0..3}/Allsky.*``.
 
@@ -168,24 +201,25 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
     units : the pixels' unit cards, as in the tiles, e.g. ``{"BUNIT": "DN", "MAGZP": 20.5}``:
         each goes into the ``Allsky.fits`` headers, and ``BUNIT`` into ``properties`` as
         ``hips_bunit``. None or empty: none (the files are then as without this argument).
+    allsky : the :class:`~hipsluigi.metadata.allsky.AllskyPart` of each order 0 to
+        ``min(3, spec.order)`` that has tiles, as the tiles were made. None: read back from the
+        tiles (:func:`read_allsky_parts`).
 
     Raises
     ------
     UnreadableTiles
-        Naming every FITS or PNG tile of orders 0 to 3 that cannot be read as a whole tile;
-        nothing is written then but the Allsky files of the orders before the first bad tile.
+        Without ``allsky``: naming every FITS or PNG tile of orders 0 to 3 that cannot be read
+        as a whole tile; nothing is written then.
     ValueError
         If no tile was written at the deepest order, or for a unit card a FITS header cannot
         hold (see :func:`hipsluigi.tiles.cut.check_cards`).
     """
-    from astropy.io import fits
-
-    from hipsluigi.metadata.allsky import allsky_fits_array, write_allsky
+    from hipsluigi.metadata.allsky import allsky_arrays, write_allsky_arrays
     from hipsluigi.metadata.index_html import write_index_html
     from hipsluigi.metadata.moc import icrs_coverage, moc_sky_fraction, write_moc
-    from hipsluigi.metadata.preview import preview_jpeg
+    from hipsluigi.metadata.preview import preview_jpeg, preview_map_of_cells
     from hipsluigi.metadata.properties import hips_properties, write_properties
-    from hipsluigi.storage.atomic import write_bytes_atomic, write_fits_atomic
+    from hipsluigi.storage.atomic import write_bytes_atomic
     from hipsluigi.tiles.cut import check_cards
     from hipsluigi.viewer.aladin_lite import install_aladin_lite
 
@@ -198,25 +232,22 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
         raise ValueError(f"map {spec.name!r}: no tile was written at order {spec.order}; "
                          "the survey holds no pixel in the region")
 
-    problems: dict[Path, str] = {}
-    for order in range(min(3, spec.order) + 1):
-        found = read_tiles(hips_dir, order, tiles.get(order, []), spec.tile_width, problems)
-        fits_tiles, png_tiles = found["fits"], found["png"]
-        if problems:  # keep reading, to name every bad tile at once, but write nothing
-            continue
-        write_allsky(hips_dir, order, None, png_tiles, spec.tile_width)
-        preview_tiles = png_tiles  # the last order read: min(3, order)
-        if fits_tiles:  # written here, to carry the unit cards
-            hdu = fits.PrimaryHDU(allsky_fits_array(fits_tiles, order, spec.tile_width))
-            for card in cards:
-                hdu.header.append(fits.Card(*card))
-            write_fits_atomic(hips_dir / f"Norder{order}" / "Allsky.fits", hdu)
-    if problems:
-        raise UnreadableTiles(problems)
+    if allsky is None:
+        allsky = read_allsky_parts(spec, hips_dir, tiles)
+    preview_order = min(ALLSKY_MAX_ORDER, spec.order)
+    preview = np.full(12, np.nan)  # no tile at that order: a blank sky
+    for order, part in sorted(allsky.items()):
+        if not len(part.npix):
+            continue  # Hipsgen writes no Allsky without tiles
+        fits_data, png_pixels = allsky_arrays(part, order)
+        write_allsky_arrays(hips_dir, order, fits_data, png_pixels, cards)
+        if order == preview_order:
+            preview, _ = preview_map_of_cells(part.npix, part.preview_count,
+                                              part.preview_total, order)
 
     moc = icrs_coverage(spec.frame, spec.order, deepest)
     write_moc(hips_dir / "Moc.fits", moc)
-    write_bytes_atomic(hips_dir / "preview.jpg", preview_jpeg(preview_tiles, min(3, spec.order)))
+    write_bytes_atomic(hips_dir / "preview.jpg", preview_jpeg(preview))
     ra, dec, fov = initial_view(spec.order, deepest, spec.frame)
     install_aladin_lite(hips_dir)  # first: the page loads the local copy only if it is there
     write_index_html(hips_dir / "index.html", spec.obs_title, spec.frame, ra, dec, fov,

@@ -5,7 +5,7 @@ Mollweide projection) also draw the QA report's sky plots."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import healpy as hp
 import numpy as np
@@ -16,6 +16,39 @@ from hipsluigi.metadata.blocks import block_reduce
 PREVIEW_WIDTH = 512
 #: HEALPix resolution the preview samples: about two cells a picture pixel along the equator.
 PREVIEW_NSIDE = 256
+
+
+def preview_block(tile_width: int, order: int, max_nside: int | None = PREVIEW_NSIDE) -> int:
+    """Side, in tile pixels, of the blocks :func:`preview_map` averages tiles of ``order``
+    over: as many as bring them to at most ``max_nside`` (None: 1)."""
+    return 1 if max_nside is None else max(1, (tile_width << order) // max_nside)
+
+
+def preview_cells(tiles: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(count, total)`` of each ``block x block`` block of a PNG tile, or of each tile of a
+    stack ``(n, w, w, 2)``: uint32 ``(..., w / block, w / block)``, the number of opaque
+    pixels (alpha > 0) and the sum of their gray levels (exact integers)."""
+    seen = tiles[..., 1] > 0
+    count = block_reduce(seen.view(np.uint8), block, np.add, np.uint32)
+    total = block_reduce(tiles[..., 0] * seen, block, np.add, np.uint32)
+    return count, total
+
+
+def preview_map_of_cells(npix: Sequence[int], count: np.ndarray, total: np.ndarray,
+                         order: int) -> tuple[np.ndarray, int]:
+    """The NESTED map of :func:`preview_map` from the tiles' :func:`preview_cells`
+    (``count``, ``total``: ``(n, side, side)``, tile ``npix[k]`` in row ``k``)."""
+    if not len(npix):
+        return np.full(12, np.nan), 1
+    side = count.shape[-1]  # cells a tile side, at the map's resolution
+    nside = side << order
+    values = np.full(12 * nside * nside, np.nan)
+    ix, iy = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
+    for n, c, t in zip(npix, count, total, strict=True):
+        tx, ty, face = hp.pix2xyf(1 << order, int(n), nest=True)
+        cells = hp.xyf2pix(nside, tx * side + ix, ty * side + iy, face, nest=True)
+        values[cells] = np.where(c > 0, t / np.maximum(c, 1), np.nan)
+    return values, nside
 
 
 def preview_map(png_tiles: Mapping[int, np.ndarray], order: int,
@@ -42,20 +75,10 @@ def preview_map(png_tiles: Mapping[int, np.ndarray], order: int,
     if not png_tiles:
         return np.full(12, np.nan), 1
     width = next(iter(png_tiles.values())).shape[0]
-    block = 1 if max_nside is None else max(1, (width << order) // max_nside)
-    side = width // block  # cells a tile side, at the map's resolution
-    nside = side << order
-    values = np.full(12 * nside * nside, np.nan)
-    ix, iy = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
-    for npix, tile in png_tiles.items():
-        seen = tile[..., 1] > 0
-        # Exact integer sums (255 * block**2 fits uint32), divided in float64.
-        count = block_reduce(seen.view(np.uint8), block, np.add, np.uint32)
-        total = block_reduce(tile[..., 0] * seen, block, np.add, np.uint32)
-        tx, ty, face = hp.pix2xyf(1 << order, int(npix), nest=True)
-        cells = hp.xyf2pix(nside, tx * side + ix, ty * side + iy, face, nest=True)
-        values[cells] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    return values, nside
+    block = preview_block(width, order, max_nside)
+    cells = [preview_cells(tile, block) for tile in png_tiles.values()]
+    return preview_map_of_cells(list(png_tiles), np.stack([c for c, _ in cells]),
+                                np.stack([t for _, t in cells]), order)
 
 
 def mollweide_projection(values: np.ndarray, xsize: int) -> tuple[np.ndarray, list]:
@@ -77,13 +100,12 @@ def mollweide_image(values: np.ndarray, width: int = PREVIEW_WIDTH) -> np.ndarra
     return np.clip(np.rint(image[::-1]), 0, 255).astype(np.uint8)  # healpy's rows rise
 
 
-def preview_jpeg(png_tiles: Mapping[int, np.ndarray], order: int) -> bytes:
-    """``preview.jpg`` from the PNG tiles of ``order`` (see :func:`preview_map`)."""
+def preview_jpeg(values: np.ndarray) -> bytes:
+    """``preview.jpg`` of a NESTED map of gray levels (:func:`preview_map`)."""
     import io
 
     from PIL import Image
 
-    values, _ = preview_map(png_tiles, order)
     buffer = io.BytesIO()
     Image.fromarray(mollweide_image(values), mode="L").save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()

@@ -9,6 +9,10 @@ Task classes are thin: parameters, ``requires``, ``output`` paths from the stora
 ``work()`` that loads its inputs (``hipsluigi.storage.artifacts``), calls one pure kernel and
 saves the result. Where the work runs (in the worker, as a SLURM job, or not at all under
 ``dryrun``) is :class:`~hipsluigi.execution.SlurmTask`'s business.
+
+The kernels of the per-plate tasks are imported here, at the top: the Luigi worker imports
+them once, and every task process it forks shares them (imported in ``work()``, each process
+would import them again). The one-off tasks import theirs in ``work()``.
 """
 
 from __future__ import annotations
@@ -21,11 +25,21 @@ from typing import TYPE_CHECKING
 
 import luigi
 
+from hipsluigi.background.overlap import (
+    fit_overlap,
+    overlap_pixels,
+    pages_touched,
+    ring_stride,
+)
+from hipsluigi.background.seams import correct_plate
 from hipsluigi.execution import SlurmTask
 from hipsluigi.geometry.hpx import DIR_SIZE, plane_crpix
 from hipsluigi.geometry.platelist import plate_name
 from hipsluigi.geometry.plates import children
 from hipsluigi.geometry.sky import plate_cap
+from hipsluigi.metadata.allsky import ALLSKY_MAX_ORDER, allsky_part
+from hipsluigi.metadata.preview import preview_block
+from hipsluigi.mosaic.coadd import mosaic_plate
 from hipsluigi.pipeline import plan
 from hipsluigi.pipeline.settings import default_map_name, map_spec
 from hipsluigi.pipeline.worktree import (
@@ -34,10 +48,23 @@ from hipsluigi.pipeline.worktree import (
     layout_of,
     prepare_work_tree,
 )
+from hipsluigi.pyramid.shrink import assemble_quad, crop_padding, crop_read_bytes, shrink2
 from hipsluigi.spec import MapSpec, spec_sections
 from hipsluigi.storage import artifacts
-from hipsluigi.storage.atomic import write_atomic, write_bytes_atomic
+from hipsluigi.storage.atomic import (
+    check_file_size,
+    write_atomic,
+    write_bytes_atomic,
+    write_text_atomic,
+)
+from hipsluigi.storage.iometer import count_read
 from hipsluigi.storage.layout import StorageLayout
+from hipsluigi.storage.tile_links import link_dir, link_file, real_dir
+from hipsluigi.stretch.histogram import histogram_of
+from hipsluigi.surveys import open_survey
+from hipsluigi.surveys.fits_folder import FitsFolderSurvey, listing_fingerprint
+from hipsluigi.tiles.cut import plate_tiles, tile_file_size, write_plate_tiles
+from hipsluigi.tiles.png import png_bytes, png_pixels
 
 if TYPE_CHECKING:
     import numpy as np
@@ -172,9 +199,6 @@ def _read_plate(task: PlateTask, order: int, i: int, j: int, target) -> np.ndarr
     spec = task.spec
     if order != spec.order:
         return artifacts.read_plate(target.path)
-    from hipsluigi.background.seams import correct_plate
-    from hipsluigi.pyramid.shrink import crop_padding, crop_read_bytes
-    from hipsluigi.storage.iometer import count_read
 
     grid = spec.grid
     mosaic = task.layout.mosaic(i, j, plan.unit_of(spec, order, i, j))
@@ -225,11 +249,16 @@ def _plate_readers(map_name: str, spec: MapSpec, order: int, i: int, j: int
     return readers
 
 
+def _intermediate(map_name: str, spec: MapSpec, layout: StorageLayout, order: int, i: int,
+                  j: int) -> tuple[str, list[HipsTask]]:
+    """The file plate ``(i, j)`` at ``order`` is read from, with every task that reads it."""
+    readers = (_mosaic_readers(map_name, spec, i, j) if order == spec.order
+               else _plate_readers(map_name, spec, order, i, j))
+    return _plate_file(spec, layout, order, i, j), readers
+
+
 def _plate_input(task: PlateTask, order: int, i: int, j: int) -> tuple[str, list[HipsTask]]:
-    spec = task.spec
-    readers = (_mosaic_readers(task.map, spec, i, j) if order == spec.order
-               else _plate_readers(task.map, spec, order, i, j))
-    return _plate_file(spec, task.layout, order, i, j), readers
+    return _intermediate(task.map, task.spec, task.layout, order, i, j)
 
 
 def _read_already(reader: HipsTask) -> bool:
@@ -254,7 +283,6 @@ def _remove_intermediates(map_name: str, inputs: list[tuple[str, list[HipsTask]]
     or a later one asks for it again), leaving its :func:`_removed_marker`."""
     from pathlib import Path
 
-    from hipsluigi.storage.atomic import write_text_atomic
 
     for path, readers in inputs:
         if not os.path.exists(path) or not all(_read_already(r) for r in readers):
@@ -323,7 +351,6 @@ def _survey_outdated(task: HipsTask) -> bool:
         return False  # not made yet: SurveyIndex is incomplete anyway
     key = ("survey outdated", str(index), info.st_ino, info.st_size, info.st_mtime_ns)
     if key not in run.memo:
-        from hipsluigi.surveys.fits_folder import listing_fingerprint
 
         run.memo[key] = outdated = (
             info.st_mtime < run.started
@@ -411,7 +438,6 @@ def _indexed_survey(spec: MapSpec, layout: StorageLayout):
 
 @functools.lru_cache(maxsize=8)
 def _read_indexed_survey(path: str, inode: int, size: int, mtime_ns: int, frame: str):
-    from hipsluigi.surveys.fits_folder import FitsFolderSurvey
 
     return FitsFolderSurvey(artifacts.read_survey_index(path), frame)
 
@@ -464,8 +490,6 @@ class PlateMosaic(PlateTask):
         _unmark_removed(self)
 
     def work(self) -> None:
-        from hipsluigi.mosaic.coadd import mosaic_plate
-        from hipsluigi.surveys import open_survey
 
         spec, layout = self.spec, self.layout
         grid = spec.grid
@@ -554,13 +578,6 @@ class OverlapFit(PlateTask):
                 for k, p in (("plus", (self.i, self.j)), ("minus", (self.mi, self.mj)))]
 
     def work(self) -> None:
-        from hipsluigi.background.overlap import (
-            fit_overlap,
-            overlap_pixels,
-            pages_touched,
-            ring_stride,
-        )
-        from hipsluigi.storage.iometer import count_read
 
         spec = self.spec
         ids = plan.plate_ids(spec)
@@ -679,7 +696,6 @@ class ShrinkPlate(PlateTask):
         _unmark_removed(self)
 
     def work(self) -> None:
-        from hipsluigi.pyramid.shrink import assemble_quad, shrink2
 
         spec = self.spec
         kids = self._children()
@@ -722,8 +738,6 @@ class PlateTiles(PlateTask):
 def _write_fits_group(task: PlateTask, plate: np.ndarray) -> list[int]:
     """Cut ``task``'s plate into its FITS tiles on the plate's unit, publish them, check each
     one's size and then write the group's manifest; returns the tiles (NPIX) written."""
-    from hipsluigi.storage.atomic import check_file_size
-    from hipsluigi.tiles.cut import tile_file_size, write_plate_tiles
 
     spec, layout, order = task.spec, task.layout, task.order
     cards = _unit_cards(spec, layout)
@@ -743,7 +757,6 @@ def _write_fits_group(task: PlateTask, plate: np.ndarray) -> list[int]:
 def _publish_tiles(task: PlateTask, ext: str, npix: list[int]) -> None:
     """Make the tiles ``task`` wrote on its unit part of the published HiPS (links on the base
     unit, :mod:`hipsluigi.storage.tile_links`); unit 0's tiles already are."""
-    from hipsluigi.storage.tile_links import link_dir, link_file, real_dir
 
     u, order, layout = task.unit, task.order, task.layout
     if u == 0:
@@ -802,8 +815,6 @@ class PlateHistogram(PlateTask):
         return [_plate_input(self, self.order, self.i, self.j)]
 
     def work(self) -> None:
-        from hipsluigi.stretch.histogram import histogram_of
-
         plate = _read_plate(self, self.order, self.i, self.j, self.input())
         artifacts.write_histogram(self.output().path, histogram_of(plate))
 
@@ -839,12 +850,16 @@ class Histogram(HipsTask):
 
 class PlatePNGs(PlateTask):
     """The FITS tiles (mHiPSTiles) and the 8-bit PNG tiles (mViewer) of plate ``(i, j)`` at
-    ``order``, both from one read of the plate, and their two manifests.
+    ``order``, both from one read of the plate, and their two manifests; at orders 0 to 3
+    also the group's Allsky part (its tiles reduced for the Allsky files and the preview,
+    :class:`~hipsluigi.metadata.allsky.AllskyPart`), so that :class:`HiPSMetadata` need not
+    read the tiles back.
 
     The FITS tiles are cut unless their group is already complete (a map whose FITS tiles
     were made by :class:`PlateTiles`, for ``AllSkyFITS``); they come first and their
     manifest is written before any PNG. As for :class:`PlateTiles`, each manifest follows a
-    size check of every tile it lists, and a group whose plate vanished is redone.
+    size check of every tile it lists, and a group whose plate vanished is redone. The PNG
+    manifest comes last.
     """
 
     def requires(self):
@@ -859,21 +874,29 @@ class PlatePNGs(PlateTask):
         """The FITS tile group this task completes too."""
         return self.same_plate(PlateTiles)
 
+    def allsky_part(self) -> str | None:
+        """The file of the group's Allsky part (orders 0 to 3), or None."""
+        if self.order > ALLSKY_MAX_ORDER:
+            return None
+        return str(self.layout.allsky_part(self.order, self.i, self.j, self.unit,
+                                           stretch_id(self.spec)))
+
     def complete(self) -> bool:
+        part = self.allsky_part()
         return (super().complete() and os.path.exists(self.fits_group().output().path)
-                and _plate_exists(self))
+                and (part is None or os.path.exists(part)) and _plate_exists(self))
 
     def dry_run(self) -> None:
         self.fits_group().dry_run()
+        part = self.allsky_part()
+        if part is not None:
+            write_text_atomic(part, f"dryrun placeholder for {self.task_id}\n", fsync=False)
         super().dry_run()
 
     def intermediate_inputs(self):
         return [_plate_input(self, self.order, self.i, self.j)]
 
     def work(self) -> None:
-        from hipsluigi.storage.atomic import check_file_size
-        from hipsluigi.tiles.cut import plate_tiles
-        from hipsluigi.tiles.png import encode_png
 
         spec = self.spec
         plate = _read_plate(self, self.order, self.i, self.j, self.input()["plate"])
@@ -882,18 +905,30 @@ class PlatePNGs(PlateTask):
             wanted = set(artifacts.read_manifest(fits_manifest)["tiles"])
         else:
             wanted = set(_write_fits_group(self, plate))
-        if os.path.exists(self.output().path):
+        part = self.allsky_part()
+        if os.path.exists(self.output().path) and (part is None or os.path.exists(part)):
             return  # only the FITS tiles were missing
         stretch = artifacts.read_stretch(self.input()["stretch"].path)
         sizes = {}
+        kept: tuple[list, list] = ([], [])  # the FITS and PNG tiles, for the Allsky part
         for npix, tile in plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j,
                                       npix=wanted):
-            png = encode_png(tile, stretch)
+            pixels = png_pixels(tile, stretch)
+            png = png_bytes(pixels)
             write_bytes_atomic(self.layout.unit_tile(self.order, npix, "png", self.unit), png)
             sizes[npix] = len(png)
+            if part is not None:
+                kept[0].append(tile)
+                kept[1].append(pixels)
         _publish_tiles(self, "png", list(sizes))
         for npix, size in sizes.items():
             check_file_size(self.layout.tile(self.order, npix, "png"), size)
+        if part is not None:
+            preview_order = min(ALLSKY_MAX_ORDER, spec.order)
+            block = (preview_block(spec.tile_width, self.order)
+                     if self.order == preview_order else None)
+            artifacts.write_allsky_part(part, allsky_part(*kept, list(sizes), spec.tile_width,
+                                                          block))
         artifacts.write_manifest(self.output().path, self.order, plate_name(self.i, self.j),
                                  list(sizes), stretch=stretch_id(spec))
 
@@ -915,20 +950,15 @@ class HiPSMetadata(HipsTask):
     a deleted tile, ``Dir``, ``HiPS`` folder or plate. Complete only when its outputs exist
     and its groups and the stretch are complete.
 
-    Tiles of orders 0 to 3 are also read, for the Allsky files; one that cannot be read fails
-    the task naming it, after deleting it with its group's manifest for the next run to redo.
+    The Allsky files and ``preview.jpg`` are made from the Allsky parts the PNG groups of
+    orders 0 to 3 wrote, not from the tiles read back; a part that cannot be read fails the
+    task naming it, after deleting it with its group's manifest for the next run to redo.
     """
 
     def requires(self):
         # PlatePNGs completes the FITS group too, from the same read of the plate.
         return {"pngs": _all_plate_tasks(self.map, self.spec, PlatePNGs),
                 "stretch": Histogram(map=self.map)}
-
-    def groups(self) -> dict[str, list[PlateTask]]:
-        """The tile groups whose manifests list the map's tiles: ``{"tiles": FITS groups,
-        "pngs": PNG groups}``."""
-        pngs = _all_plate_tasks(self.map, self.spec, PlatePNGs)
-        return {"tiles": [task.fits_group() for task in pngs], "pngs": pngs}
 
     def metadata_key(self) -> str:
         """What the metadata is made from: the stretch and the metadata settings."""
@@ -944,39 +974,56 @@ class HiPSMetadata(HipsTask):
         # Checked before the outputs: with the HiPS folder gone, every group must be redone.
         # (Luigi's dynamic dependencies cannot do it from run(): the scheduler ignores a task
         # set back to PENDING within stable_done_cooldown_secs of being found DONE.)
+        needed = self.requires()
         if self.executor != "dryrun":  # dry-run manifests are placeholders
-            _discard_groups(self, _damaged_tiles(self, self.groups()))
+            _discard_groups(self, _damaged_tiles(self, _tile_groups(needed["pngs"])))
         return super().complete() and all(task.complete()
-                                          for task in luigi.task.flatten(self.requires()))
+                                          for task in luigi.task.flatten(needed))
 
     def work(self) -> None:
-        from hipsluigi.metadata.build import UnreadableTiles, write_hips_metadata
-        from hipsluigi.storage.atomic import write_text_atomic
+        from hipsluigi.metadata.build import write_hips_metadata
         from hipsluigi.stretch.stretch import display_cut
 
+        needed = self.requires()
         tiles: dict[int, list[int]] = {}
-        for group in self.groups()["tiles"]:
+        for group in _tile_groups(needed["pngs"])["tiles"]:
             manifest = artifacts.read_manifest(group.output().path)
             tiles.setdefault(manifest["order"], []).extend(manifest["tiles"])
-        stretch = artifacts.read_stretch(self.input()["stretch"].path)
+        stretch = artifacts.read_stretch(needed["stretch"].output().path)
         hist = artifacts.read_histogram(self.layout.merged_histogram(stretch_id(self.spec)))
         provenance, images = _survey_description(self.map, self.spec, self.layout)
-        try:
-            write_hips_metadata(self.spec, self.layout.hips_dir, tiles, stretch,
-                                units={key: value for key, value, _ in
-                                       _unit_cards(self.spec, self.layout)},
-                                pixel_cut=display_cut(hist, stretch),
-                                provenance=provenance)
-        except UnreadableTiles as err:
-            listed = _listed_tiles(self, self.groups())
-            _discard_groups(self, {str(path): (listed[str(path)][0], why)
-                                   for path, why in err.problems.items()
-                                   if str(path) in listed})
-            raise UnreadableTiles(err.problems, f"map {self.map}: deleted with their groups' "
-                                                "manifests; the next run rebuilds them") from None
+        write_hips_metadata(self.spec, self.layout.hips_dir, tiles, stretch,
+                            units={key: value for key, value, _ in
+                                   _unit_cards(self.spec, self.layout)},
+                            pixel_cut=display_cut(hist, stretch), provenance=provenance,
+                            allsky=self._allsky_parts(needed["pngs"]))
         if images:
             self._write_progenitor_index(images, tiles.get(self.spec.order, []))
         write_text_atomic(self.output()["marker"].path, self.metadata_key())
+
+    def _allsky_parts(self, pngs: list[PlatePNGs]) -> dict:
+        """Each order's Allsky part, merged from its groups'. A part that cannot be read is
+        deleted with its group's PNG manifest, so that the next run redoes the group, and
+        fails the task naming it."""
+        from hipsluigi.metadata.allsky import merge_allsky_parts
+
+        parts: dict[int, list] = {}
+        damaged, reasons = {}, []
+        for group in pngs:
+            path = group.allsky_part()
+            if path is None:
+                continue
+            try:
+                parts.setdefault(group.order, []).append(artifacts.read_allsky_part(path))
+            except (OSError, ValueError) as err:
+                damaged[path] = (group, "unreadable Allsky part")
+                reasons.append(str(err))
+        if damaged:
+            _discard_groups(self, damaged)
+            raise ValueError(f"map {self.map}: {len(damaged)} unreadable Allsky part(s) ("
+                             + "; ".join(reasons) + "); deleted with their groups' manifests: "
+                             "the next run rebuilds them")
+        return {order: merge_allsky_parts(found) for order, found in parts.items()}
 
     def _write_progenitor_index(self, images: list, deepest: list[int]) -> None:
         from datetime import UTC, datetime
@@ -996,6 +1043,12 @@ class HiPSMetadata(HipsTask):
 
 #: Changed when the files HiPSMetadata writes change, so that a finished map gets them.
 METADATA_VERSION = 2
+
+
+def _tile_groups(pngs: list[PlatePNGs]) -> dict[str, list[PlateTask]]:
+    """The tile groups whose manifests list a map's tiles, from its PNG groups: ``{"tiles":
+    FITS groups, "pngs": PNG groups}``."""
+    return {"tiles": [task.fits_group() for task in pngs], "pngs": pngs}
 
 
 def _survey_description(map_name: str, spec: MapSpec, layout: StorageLayout
@@ -1076,7 +1129,6 @@ def _listed_tiles(meta: HiPSMetadata, groups: dict) -> dict:
     FITS tile while the survey's units are unknown). A manifest that cannot be read lists
     itself, with size -1, so that its group is redone."""
     from hipsluigi.geometry.hpx import tile_relpath
-    from hipsluigi.tiles.cut import tile_file_size
 
     spec, layout = meta.spec, meta.layout
     hips_dir = str(layout.hips_dir)
@@ -1153,13 +1205,8 @@ def _unlink(path: str) -> None:
 def _all_intermediates(map_name: str, spec: MapSpec) -> list[tuple[str, list[HipsTask]]]:
     """Every plate mosaic and plate file of the map, with the tasks that read it."""
     layout = layout_of(spec)
-    found = [(str(layout.mosaic(i, j, plan.unit_of(spec, spec.order, i, j))),
-              _mosaic_readers(map_name, spec, i, j))
-             for i, j in plan.plates_at_order(spec, spec.order)]
-    for k in range(spec.order - 1, -1, -1):
-        found += [(_plate_file(spec, layout, k, i, j), _plate_readers(map_name, spec, k, i, j))
-                  for i, j in plan.plates_at_order(spec, k)]
-    return found
+    return [_intermediate(map_name, spec, layout, k, i, j) for k in range(spec.order, -1, -1)
+            for i, j in plan.plates_at_order(spec, k)]
 
 
 class AllSkyFITS(luigi.WrapperTask):

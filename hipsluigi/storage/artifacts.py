@@ -47,6 +47,7 @@ from hipsluigi.storage.iometer import count_read
 from hipsluigi.stretch.histogram import PixelHistogram
 
 if TYPE_CHECKING:  # scipy.special, which a SLURM job of most tasks need not import
+    from hipsluigi.metadata.allsky import AllskyPart
     from hipsluigi.stretch.stretch import Stretch
 
 PathLike = str | os.PathLike
@@ -327,6 +328,43 @@ def read_plate_correction(path: PathLike
                  else None)
         edges = stored["edges"] if "edges" in stored.files else None
     return plane, edges
+
+
+def write_allsky_part(path: PathLike, part: AllskyPart) -> None:
+    """An :class:`~hipsluigi.metadata.allsky.AllskyPart` (uncompressed npz), atomically."""
+    arrays = {name: value for name, value in vars(part).items() if value is not None}
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    write_atomic(path, save)
+
+
+def read_allsky_part(path: PathLike) -> AllskyPart:
+    """The :class:`~hipsluigi.metadata.allsky.AllskyPart` :func:`write_allsky_part` wrote.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, if it is not a whole part (not an npz, an array missing, or arrays
+        of disagreeing lengths); ``OSError`` if it cannot be read.
+    """
+    from zipfile import BadZipFile
+
+    from hipsluigi.metadata.allsky import AllskyPart
+
+    try:
+        with np.load(path) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+        part = AllskyPart(**arrays)
+    except (BadZipFile, EOFError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: not an Allsky part ({type(err).__name__}: {err})") from None
+    sizes = {len(value) for value in vars(part).values() if value is not None}
+    if len(sizes) != 1:
+        raise ValueError(f"{path}: not an Allsky part (arrays of {sorted(sizes)} tiles)")
+    count_read(path, os.path.getsize(path))
+    return part
 
 
 # -- IPAC tables -----------------------------------------------------------------------------

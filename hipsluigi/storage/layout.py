@@ -134,6 +134,12 @@ class StorageLayout:
     def manifest(self, order: int, i: int, j: int, u: int, ext: str) -> Path:
         return self.unit(u) / "manifests" / f"order{order}" / f"{plate_name(i, j)}.{ext}.json"
 
+    def allsky_part(self, order: int, i: int, j: int, u: int, sid: str) -> Path:
+        """What the Allsky files need of plate ``(i, j)``'s tiles of ``order`` (0 to 3),
+        under stretch ``sid``: beside the tile group's manifest."""
+        return (self.unit(u) / "manifests" / f"order{order}"
+                / f"{plate_name(i, j)}.allsky-{sid}.npz")
+
     @property
     def hips_dir(self) -> Path:
         return self.base / "HiPS"

@@ -17,8 +17,9 @@ import numpy as np
 
 NBINS = 200_000
 
-# Bounds the float64 temporaries when binning a large plate.
-_CHUNK = 1 << 22
+# Values binned at a time: the float64 temporaries of 2**18 values (2 MB each) stay in the
+# processor's cache, where 2**22 made binning a fifth slower (counts do not depend on it).
+_CHUNK = 1 << 18
 
 
 @dataclass

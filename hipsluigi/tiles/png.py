@@ -11,8 +11,11 @@ from __future__ import annotations
 import io
 from os import PathLike
 
-import imagecodecs
 import numpy as np
+
+# Named, not reached through the package: imagecodecs loads a codec's extension module on
+# first use, which every forked task process would then do again.
+from imagecodecs import PNG, png_decode, png_encode
 from PIL import Image
 
 from hipsluigi.stretch.stretch import Stretch
@@ -81,8 +84,7 @@ def png_bytes(pixels: np.ndarray, level: int = COMPRESS_LEVEL) -> bytes:
             or pixels.shape[2] not in _CHANNELS.values() or 0 in pixels.shape):
         raise ValueError("PNG pixels must be uint8 (h, w, 2) or (h, w, 4), got "
                          f"{pixels.dtype} {pixels.shape}")
-    return bytes(imagecodecs.png_encode(np.ascontiguousarray(pixels), level=level,
-                                        filter=imagecodecs.PNG.FILTER.UP))
+    return bytes(png_encode(np.ascontiguousarray(pixels), level=level, filter=PNG.FILTER.UP))
 
 
 def decode_png(data_or_path: bytes | str | PathLike, mode: str = "LA") -> np.ndarray:
@@ -98,7 +100,7 @@ def decode_png(data_or_path: bytes | str | PathLike, mode: str = "LA") -> np.nda
         with open(source, "rb") as f:
             source = f.read()
     try:
-        pixels = imagecodecs.png_decode(bytes(source))
+        pixels = png_decode(bytes(source))
     except Exception:  # noqa: BLE001  (any refusal: Pillow says why, or converts)
         pixels = None
     if (pixels is not None and pixels.dtype == np.uint8 and pixels.ndim == 3

@@ -226,3 +226,25 @@ def test_job_files_dir_defaults_to_the_job_dir_from_the_current_directory(tmp_pa
         files = ExecWritePid(out="o").job_files()
     assert files.jobs_dir == tmp_path / "rel" / "jobs" / "jobs"
     assert files.logs_dir == tmp_path / "rel" / "jobs" / "logs"
+
+
+def test_task_processes_reuse_the_thread_pools_found_once(monkeypatch):
+    """Searching the loaded libraries costs tens of milliseconds a task: ``import hipsluigi``
+    does it once (as here), and running a task does not search again."""
+    from hipsluigi.execution import task as task_module
+
+    task_module.thread_pools()
+
+    def search_again(*args, **kwargs):
+        raise AssertionError("the loaded libraries were searched again")
+
+    monkeypatch.setattr(task_module, "ThreadpoolController", search_again)
+
+    class _Quick(SlurmTask):
+        ran = False
+
+        def work(self) -> None:
+            type(self).ran = True
+
+    _Quick().run_in_process()
+    assert _Quick.ran

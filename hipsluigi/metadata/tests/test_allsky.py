@@ -7,9 +7,12 @@ from astropy.io import fits
 from PIL import Image
 
 from hipsluigi.metadata.allsky import (
+    allsky_arrays,
     allsky_fits_array,
     allsky_layout,
+    allsky_part,
     allsky_png_array,
+    merge_allsky_parts,
     reduce_fits_tile,
     write_allsky,
 )
@@ -245,3 +248,68 @@ def test_png_reduction_equals_the_alpha_weighted_mean_by_definition_for_any_alph
                 mean = (block[:, k] * block[:, 3]).sum() / weight if weight else 0.0
                 assert got[r, c, k] == int(np.clip(np.rint(mean), 0, 255))
             assert got[r, c, 3] == block[:, 3].max()
+
+
+def _tiles_with_blanks(rng, npix, w):
+    fits_tiles, png_tiles = {}, {}
+    for n in npix:
+        tile = rng.normal(100, 30, (w, w)).astype(np.float32)
+        tile[rng.random((w, w)) < 0.2] = np.nan
+        if n % 7 == 0:
+            tile[: w // 2] = np.nan  # blank blocks
+        fits_tiles[n] = tile
+        gray = np.clip(np.nan_to_num(np.flipud(tile)), 0, 255).astype(np.uint8)
+        alpha = np.where(np.isnan(np.flipud(tile)), 0, 255).astype(np.uint8)
+        png_tiles[n] = np.stack([gray * (alpha > 0), alpha], axis=-1)
+    return fits_tiles, png_tiles
+
+
+def test_allsky_from_parts_is_the_allsky_of_the_tiles_bit_for_bit_and_block_means():
+    """Two parts (as two tile groups write them), stacks longer than one batch, merged."""
+    rng = np.random.default_rng(5)
+    w, aw, order = 32, 8, 1
+    npix = sorted(int(n) for n in rng.choice(48, size=30, replace=False))
+    fits_tiles, png_tiles = _tiles_with_blanks(rng, npix, w)
+    halves = npix[:11], npix[11:]
+    parts = [allsky_part([fits_tiles[n] for n in h], [png_tiles[n] for n in h], h, w,
+                         allsky_width=aw) for h in halves]
+    got_fits, got_png = allsky_arrays(merge_allsky_parts(parts), order)
+    assert got_fits.tobytes() == allsky_fits_array(fits_tiles, order, w, aw).tobytes()
+    assert got_png.tobytes() == allsky_png_array(png_tiles, order, w, aw).tobytes()
+    # independently: block means over a 4-d view, and the alpha-weighted gray
+    ncols, nrows = allsky_layout(order)
+    f = w // aw
+    for n in npix:
+        r, c = divmod(n, ncols)
+        blocks = fits_tiles[n].reshape(aw, f, aw, f).astype(np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
+            expected = np.nanmean(blocks, axis=(1, 3))
+        row0 = (nrows - 1 - r) * aw
+        np.testing.assert_allclose(got_fits[row0:row0 + aw, c * aw:(c + 1) * aw], expected,
+                                   rtol=1e-6)
+        gray = png_tiles[n][..., 0].reshape(aw, f, aw, f).astype(np.int64)
+        alpha = png_tiles[n][..., 1].reshape(aw, f, aw, f).astype(np.int64)
+        weight = alpha.sum(axis=(1, 3))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(weight > 0, (gray * alpha).sum(axis=(1, 3)) / weight, 0)
+        small = got_png[r * aw:(r + 1) * aw, c * aw:(c + 1) * aw]
+        np.testing.assert_array_equal(small[..., 0], np.rint(mean))
+        np.testing.assert_array_equal(small[..., 1], alpha.max(axis=(1, 3)))
+
+
+def test_allsky_part_carries_the_preview_cells_of_the_preview_order_only():
+    from hipsluigi.metadata.preview import preview_map, preview_map_of_cells
+
+    rng = np.random.default_rng(6)
+    w = 64
+    npix = list(range(0, 48, 3))
+    fits_tiles, png_tiles = _tiles_with_blanks(rng, npix, w)
+    plain = allsky_part([fits_tiles[n] for n in npix], [png_tiles[n] for n in npix], npix, w)
+    assert plain.preview_count is None and plain.preview_total is None
+    part = allsky_part([fits_tiles[n] for n in npix], [png_tiles[n] for n in npix], npix, w,
+                       preview_block=4)
+    values, nside = preview_map_of_cells(part.npix, part.preview_count, part.preview_total, 1)
+    expected, expected_nside = preview_map(png_tiles, 1, max_nside=32)  # (64 << 1) / 32 = 4
+    assert nside == expected_nside == 32
+    assert values.tobytes() == expected.tobytes()

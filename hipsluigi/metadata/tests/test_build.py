@@ -94,7 +94,7 @@ def test_tile_file_problem_says_what_is_wrong_from_the_size(tmp_path):
 
 
 def test_every_unreadable_tile_is_named_and_nothing_is_written(hips):
-    """The issue's case (a FITS tile cut at 4,096 bytes: astropy's 'cannot reshape ...'),
+    """The issue's case (a FITS tile cut at 4,096 bytes: its data ends after 304 pixels),
     a FITS tile of another width and a PNG that is not one, all named at once."""
     from hipsluigi.metadata.build import UnreadableTiles
 
@@ -108,7 +108,8 @@ def test_every_unreadable_tile_is_named_and_nothing_is_written(hips):
     with pytest.raises(UnreadableTiles) as err:
         write_hips_metadata(spec, folder, tiles, stretch)
     assert set(err.value.problems) == {cut, small, garbage}
-    assert "truncated: actual file length (4096)" in err.value.problems[cut]
+    assert (f"truncated: the file holds 304 of the tile's {WIDTH * WIDTH} pixels"
+            in err.value.problems[cut])
     assert err.value.problems[small] == f"shape (32, 32), expected {WIDTH} x {WIDTH}"
     assert str(garbage) in str(err.value) and "3 unreadable tile(s)" in str(err.value)
     assert not (folder / "properties").exists() and not (folder / "Norder1" / "Allsky.png").exists()

@@ -52,3 +52,20 @@ def test_published_tree_links_a_dir_of_one_unit_whole_and_a_shared_dir_tile_by_t
     tasks._publish_tiles(SimpleNamespace(unit=0, order=5, layout=layout, spec=None), "fits",
                          [10001])
     assert not (dir10000 / "Npix10001.fits").is_symlink()
+
+
+def test_import_readies_what_every_forked_task_process_would_redo():
+    """``import hipsluigi`` (what ``luigi --module hipsluigi`` does before forking a process a
+    task) imports the per-plate tasks' kernels and their codec, and finds the thread pools."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, hipsluigi\n"
+             "from hipsluigi.execution.task import thread_pools\n"
+             "print(thread_pools.cache_info().currsize)\n"
+             "for name in ('hipsluigi.mosaic.coadd', 'hipsluigi.tiles.png', 'imagecodecs._png',"
+             " 'hipsluigi.pyramid.shrink', 'hipsluigi.surveys.fits_folder'):\n"
+             "    print(name in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["1"] + ["True"] * 5

@@ -168,3 +168,17 @@ def test_crop_read_bytes_counts_each_page_the_interior_touches_once(shape, pad, 
     assert crop_read_bytes(shape, pad, itemsize, page) == pages.size * page
     assert crop_read_bytes(shape, pad, itemsize, page) <= (
         -(-nrows * ncols * itemsize // page) * page)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_block_nanmean_of_a_stack_is_each_array_reduced_alone_bit_for_bit(dtype):
+    rng = np.random.default_rng(11)
+    stack = rng.normal(0, 1e3, (5, 32, 32)).astype(">f4")  # big-endian, as FITS tiles read
+    stack[0, :8, :8] = np.nan  # a blank block
+    stack[1][rng.random((32, 32)) < 0.3] = np.nan
+    stack[2, 3, 5] = np.inf
+    together = block_nanmean(stack, 8, dtype)
+    assert together.shape == (5, 4, 4) and together.dtype == dtype
+    for k in range(5):
+        alone = block_nanmean(np.ascontiguousarray(stack[k]), 8, dtype)
+        assert together[k].tobytes() == alone.tobytes()

@@ -217,3 +217,30 @@ def test_plate_correction_round_trips_bit_for_bit_and_absent_parts_stay_absent(t
     assert read_plate_correction(tmp_path / "none.npz") == (None, None)
     write_plate_correction(tmp_path / "plane.npz", plane, None)
     assert read_plate_correction(tmp_path / "plane.npz") == (plane, None)
+
+
+def test_allsky_part_round_trips_bit_for_bit_and_a_broken_one_is_named(tmp_path):
+    from hipsluigi.metadata.allsky import AllskyPart
+
+    rng = np.random.default_rng(4)
+    part = AllskyPart(np.array([3, 9], dtype=np.int64),
+                      rng.normal(size=(2, 8, 8)).astype(np.float32),
+                      rng.integers(0, 256, (2, 8, 8, 2), dtype=np.uint8),
+                      rng.integers(0, 99, (2, 4, 4), dtype=np.uint32),
+                      rng.integers(0, 9999, (2, 4, 4), dtype=np.uint32))
+    part.fits[0, 0, 0] = np.nan
+    path = tmp_path / "plate_00_00.allsky-x.npz"
+    artifacts.write_allsky_part(path, part)
+    back = artifacts.read_allsky_part(path)
+    for name, value in vars(part).items():
+        stored = getattr(back, name)
+        assert stored.dtype == value.dtype and stored.tobytes() == value.tobytes(), name
+    without = AllskyPart(part.npix, part.fits, part.png)  # not the preview's order
+    artifacts.write_allsky_part(path, without)
+    assert artifacts.read_allsky_part(path).preview_count is None
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match=f"{path}: not an Allsky part"):
+        artifacts.read_allsky_part(path)
+    np.savez(path, npix=part.npix, fits=part.fits, png=part.png[:1])
+    with pytest.raises(ValueError, match=r"not an Allsky part \(arrays of \[1, 2\] tiles\)"):
+        artifacts.read_allsky_part(path)

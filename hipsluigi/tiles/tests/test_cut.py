@@ -214,3 +214,26 @@ def test_tile_file_size_is_the_size_of_astropys_file(cards):
     for order in (0, 3):
         expected = len(_astropy_bytes(_tile(order), order, 5, "galactic", cards))
         assert tile_file_size(order, 64, "galactic", cards) == expected
+
+
+def test_read_fits_tile_gives_astropys_pixels_and_leaves_other_files_to_astropy(tmp_path):
+    from hipsluigi.tiles.cut import read_fits_tile
+
+    rng = np.random.default_rng(8)
+    tile = rng.normal(size=(16, 16)).astype(np.float32)
+    tile[2, 3] = np.nan
+    ours = tmp_path / "Npix5.fits"
+    TileWriter(1, 16, "galactic", cards=[("BUNIT", "DN")]).write(ours, 5, tile)
+    got = read_fits_tile(ours, 16)
+    expected = fits.getdata(ours)
+    assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()
+    # scaled integers, as another tool may write: astropy applies BZERO
+    scaled = tmp_path / "scaled.fits"
+    fits.PrimaryHDU(np.arange(256, dtype=np.int16).reshape(16, 16)).writeto(scaled)
+    with fits.open(scaled, mode="update") as hdul:
+        hdul[0].header["BZERO"] = 1000
+    np.testing.assert_array_equal(read_fits_tile(scaled, 16),
+                                  np.arange(256).reshape(16, 16) + 1000)
+    ours.write_bytes(ours.read_bytes()[:2880 + 100])
+    with pytest.raises(EOFError, match="truncated: the file holds 25 of the tile's 256 pixels"):
+        read_fits_tile(ours, 16)

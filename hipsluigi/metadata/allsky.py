@@ -29,7 +29,7 @@ so a PNG preview pixel is blank exactly where the FITS one is NaN.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,12 +167,9 @@ def _check_tile(npix: int, tile: np.ndarray, ntiles: int, shape: tuple[int, ...]
 _STACK = 8
 
 
-def _stacks(tiles: Mapping[int, np.ndarray]):
-    """``(npix list, stacked tiles)`` of at most :data:`_STACK` tiles at a time."""
-    items = list(tiles.items())
-    for k in range(0, len(items), _STACK):
-        part = items[k:k + _STACK]
-        yield [npix for npix, _ in part], np.stack([np.asarray(tile) for _, tile in part])
+def _batches(ntiles: int) -> Iterator[slice]:
+    """Slices of at most :data:`_STACK` of ``ntiles`` tiles, reduced as one stack."""
+    return (slice(k, k + _STACK) for k in range(0, ntiles, _STACK))
 
 
 def allsky_png_array(
@@ -219,8 +216,9 @@ def allsky_png_array(
         _check_tile(npix, tile, 12 * 4**order, (tile_width, tile_width, nchan))
         if tile.dtype != np.uint8:
             raise ValueError(f"PNG tile {npix} must be uint8, got {tile.dtype}")
-    for npixes, stack in _stacks(tiles):
-        _place_png(out, order, npixes, reduce_png_tile(stack, aw))
+    npix, arrays = list(tiles), [np.asarray(tile) for tile in tiles.values()]
+    for part in _batches(len(npix)):
+        _place_png(out, order, npix[part], reduce_png_tile(np.stack(arrays[part]), aw))
     return out
 
 
@@ -275,8 +273,9 @@ def allsky_fits_array(
     out = np.full((nrows * aw, ncols * aw), np.nan, dtype=np.float32)
     for npix, tile in tiles.items():
         _check_tile(npix, np.asarray(tile), 12 * 4**order, (tile_width, tile_width))
-    for npixes, stack in _stacks(tiles):
-        _place_fits(out, order, npixes, reduce_fits_tile(stack, aw))
+    npix, arrays = list(tiles), [np.asarray(tile) for tile in tiles.values()]
+    for part in _batches(len(npix)):
+        _place_fits(out, order, npix[part], reduce_fits_tile(np.stack(arrays[part]), aw))
     return out
 
 
@@ -403,8 +402,7 @@ def allsky_part(fits_tiles: Sequence[np.ndarray], png_tiles: Sequence[np.ndarray
     side = tile_width // preview_block if preview_block else 0
     count = np.empty((len(npix), side, side), dtype=np.uint32)
     total = np.empty_like(count)
-    for k in range(0, len(npix), _STACK):
-        part = slice(k, k + _STACK)
+    for part in _batches(len(npix)):
         fits_small[part] = reduce_fits_tile(np.stack(fits_tiles[part]), aw)
         png_stack = np.stack(png_tiles[part])
         png_small[part] = reduce_png_tile(png_stack, aw)
@@ -412,6 +410,16 @@ def allsky_part(fits_tiles: Sequence[np.ndarray], png_tiles: Sequence[np.ndarray
             count[part], total[part] = preview_cells(png_stack, preview_block)
     return AllskyPart(np.asarray(npix, dtype=np.int64), fits_small, png_small,
                       count if preview_block else None, total if preview_block else None)
+
+
+def part_preview_block(order: int, deepest: int, tile_width: int) -> int | None:
+    """The ``preview_block`` of :func:`allsky_part` for tiles of ``order`` in a map whose
+    deepest order is ``deepest``: ``preview.jpg`` is drawn from order ``min(3, deepest)``;
+    None for the other orders."""
+    from hipsluigi.metadata.preview import preview_block
+
+    return (preview_block(tile_width, order) if order == min(ALLSKY_MAX_ORDER, deepest)
+            else None)
 
 
 def merge_allsky_parts(parts: Sequence[AllskyPart]) -> AllskyPart:

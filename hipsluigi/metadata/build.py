@@ -164,21 +164,18 @@ def read_allsky_parts(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Sequenc
     UnreadableTiles
         Naming every tile that cannot be read as a whole tile.
     """
-    from hipsluigi.metadata.allsky import allsky_part
-    from hipsluigi.metadata.preview import preview_block
+    from hipsluigi.metadata.allsky import allsky_part, part_preview_block
 
     problems: dict[Path, str] = {}
     parts = {}
-    preview_order = min(ALLSKY_MAX_ORDER, spec.order)
-    for order in range(preview_order + 1):
+    for order in range(min(ALLSKY_MAX_ORDER, spec.order) + 1):
         found = read_tiles(hips_dir, order, tiles.get(order, []), spec.tile_width, problems)
         if problems:  # keep reading, to name every bad tile at once
             continue
         npix = sorted(set(found["fits"]) & set(found["png"]))
-        block = (preview_block(spec.tile_width, order) if order == preview_order else None)
         parts[order] = allsky_part([found["fits"][n] for n in npix],
                                    [found["png"][n] for n in npix], npix, spec.tile_width,
-                                   block)
+                                   part_preview_block(order, spec.order, spec.tile_width))
     if problems:
         raise UnreadableTiles(problems)
     return parts
@@ -234,14 +231,13 @@ def write_hips_metadata(spec: MapSpec, hips_dir: Path, tiles: Mapping[int, Seque
 
     if allsky is None:
         allsky = read_allsky_parts(spec, hips_dir, tiles)
-    preview_order = min(ALLSKY_MAX_ORDER, spec.order)
-    preview = np.full(12, np.nan)  # no tile at that order: a blank sky
+    preview = np.full(12, np.nan)  # no tile at the preview's order: a blank sky
     for order, part in sorted(allsky.items()):
         if not len(part.npix):
             continue  # Hipsgen writes no Allsky without tiles
         fits_data, png_pixels = allsky_arrays(part, order)
         write_allsky_arrays(hips_dir, order, fits_data, png_pixels, cards)
-        if order == preview_order:
+        if part.preview_count is not None:  # the order preview.jpg is drawn from
             preview, _ = preview_map_of_cells(part.npix, part.preview_count,
                                               part.preview_total, order)
 

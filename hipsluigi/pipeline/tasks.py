@@ -37,8 +37,7 @@ from hipsluigi.geometry.hpx import DIR_SIZE, plane_crpix
 from hipsluigi.geometry.platelist import plate_name
 from hipsluigi.geometry.plates import children
 from hipsluigi.geometry.sky import plate_cap
-from hipsluigi.metadata.allsky import ALLSKY_MAX_ORDER, allsky_part
-from hipsluigi.metadata.preview import preview_block
+from hipsluigi.metadata.allsky import ALLSKY_MAX_ORDER, allsky_part, part_preview_block
 from hipsluigi.mosaic.coadd import mosaic_plate
 from hipsluigi.pipeline import plan
 from hipsluigi.pipeline.settings import default_map_name, map_spec
@@ -924,9 +923,7 @@ class PlatePNGs(PlateTask):
         for npix, size in sizes.items():
             check_file_size(self.layout.tile(self.order, npix, "png"), size)
         if part is not None:
-            preview_order = min(ALLSKY_MAX_ORDER, spec.order)
-            block = (preview_block(spec.tile_width, self.order)
-                     if self.order == preview_order else None)
+            block = part_preview_block(self.order, spec.order, spec.tile_width)
             artifacts.write_allsky_part(part, allsky_part(*kept, list(sizes), spec.tile_width,
                                                           block))
         artifacts.write_manifest(self.output().path, self.order, plate_name(self.i, self.j),

@@ -15,7 +15,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import numpy as np
 from astropy.io import fits
@@ -362,6 +362,12 @@ def write_plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int, frame:
     -------
     list of int
         The tiles written (NESTED indices), in the plate's tile order.
+
+    Raises
+    ------
+    OSError
+        Naming every tile whose write failed (see :func:`_tile_writes_failed`); after the
+        first failure no other tile is started.
     """
     cards = check_cards(cards)  # a bad card fails here, before any tile is written
     local = threading.local()
@@ -378,7 +384,32 @@ def write_plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int, frame:
     if threads <= 1:
         return [write(item) for item in items]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(write, items))
+        futures = [pool.submit(write, item) for item in items]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:  # after a failure, start no other tile
+            future.cancel()
+    errors = [future.exception() for future in futures
+              if not future.cancelled() and future.exception() is not None]
+    if errors:
+        raise _tile_writes_failed(errors)
+    return [future.result() for future in futures]
+
+
+def _tile_writes_failed(errors: list[BaseException]) -> BaseException:
+    """One exception for the tiles whose writes failed at the same time.
+
+    Tiles are written concurrently, so when the disk fills, the tile it filled in (part
+    written) and the ones started beside it (nothing written) all fail, in no set order: each
+    is named, with its error, so the tile the disk filled in is never hidden behind another.
+    A single error, or one that is not an ``OSError`` (a bug, not the disk), is raised as it is.
+    """
+    if len(errors) == 1 or not all(isinstance(err, OSError) for err in errors):
+        return next((err for err in errors if not isinstance(err, OSError)), errors[0])
+    first = errors[0]
+    combined = OSError(first.errno, f"{len(errors)} tile writes failed: " + "; ".join(
+        err.strerror or str(err) for err in errors))
+    combined.__cause__ = first
+    return combined
 
 
 #: Header values of every tile :class:`TileWriter` writes, which :func:`read_fits_tile` reads

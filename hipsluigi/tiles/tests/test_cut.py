@@ -3,6 +3,8 @@
 import errno
 import io
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -66,6 +68,55 @@ def test_plate_tiles_are_written_through_the_given_file_writer(tmp_path, threads
     for npix, tile in tiles.items():
         assert (tmp_path / f"Npix{npix}.fits").read_bytes() == writer.tile_bytes(npix, tile)
     assert len(list(tmp_path.iterdir())) == 3
+
+
+def test_tiles_failing_together_are_all_named_whatever_order_they_fail_in(tmp_path):
+    # the disk fills inside one tile while the other thread starts the next: both fail, and
+    # the first in the plate's order wrote nothing, so raising it alone would hide the other
+    grid = PlateGrid(1, 16, 5, 0)
+    plate = np.random.default_rng(1).normal(size=grid.shape()).astype(np.float32)
+    first, second = [npix for npix, _ in plate_tiles(plate, grid, 2, 2)][:2]
+    both_running = threading.Barrier(2, timeout=10)
+    started = []
+
+    def write_file(path, write):
+        started.append(path.name)
+        if path.name == f"Npix{first}.fits":
+            both_running.wait()
+            raise OSError(errno.ENOSPC, f"{path}: No space left on device after 0 of 20160")
+        if path.name == f"Npix{second}.fits":
+            both_running.wait()
+            time.sleep(0.2)  # fails last
+            raise OSError(errno.ENOSPC, f"{path}: No space left on device after 4096 of 20160")
+        write(path)
+
+    with pytest.raises(OSError) as err:
+        write_plate_tiles(plate, grid, 2, 2, "galactic",
+                          lambda npix: tmp_path / f"Npix{npix}.fits",
+                          write_file=write_file, threads=2)
+    assert err.value.errno == errno.ENOSPC
+    assert f"Npix{first}.fits: No space left on device after 0 of 20160" in str(err.value)
+    assert f"Npix{second}.fits: No space left on device after 4096 of 20160" in str(err.value)
+    assert str(err.value).startswith("[Errno 28] 2 tile writes failed: ")
+    assert len(started) == 2  # no tile is started after the failure
+
+
+def test_a_single_failed_tile_write_is_raised_as_it_is(tmp_path):
+    grid = PlateGrid(1, 16, 5, 0)
+    plate = np.random.default_rng(1).normal(size=grid.shape()).astype(np.float32)
+    failure = OSError(errno.EIO, "one tile")
+    first = next(plate_tiles(plate, grid, 2, 2))[0]
+
+    def write_file(path, write):
+        if path.name == f"Npix{first}.fits":
+            raise failure
+        write(path)
+
+    with pytest.raises(OSError) as err:
+        write_plate_tiles(plate, grid, 2, 2, "galactic",
+                          lambda npix: tmp_path / f"Npix{npix}.fits",
+                          write_file=write_file, threads=2)
+    assert err.value is failure
 
 
 UNIT_CARDS = [("BUNIT", "DN", "pixel unit"), ("MAGZP", 20.5, "zero point, Vega mag")]

@@ -19,10 +19,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import luigi
+import numpy as np
 import pytest
 from PIL import Image
 
-from hipsluigi import AllSkyPNGs, QAReport
+from hipsluigi import AllSkyPNGs, HiPSMetadata, QAReport
 from hipsluigi.execution.records import read_records
 from hipsluigi.surveys.tests.test_fits_folder import AZP, write_bad_inputs
 from hipsluigi.testing import luigi_options
@@ -98,7 +99,7 @@ def built(tmp_path_factory):
         logger.removeHandler(logs)
         logger.setLevel(level)
     yield {"result": result, "ran": ran, "mosaics": mosaics, "start": start, "end": end,
-           "logs": logs.lines, "base": root / "u0" / "qa",
+           "logs": logs.lines, "base": root / "u0" / "qa", "options": options,
            "scheduler": result.worker._scheduler}
 
 
@@ -135,9 +136,10 @@ def test_timing_table_counts_the_tasks_luigi_ran_with_plausible_seconds(built):
     header = next(r for r in page.rows if r and r[0] == "stage (task family)")
     col = {name: k for k, name in enumerate(header)}
     table = {r[0]: r for r in page.rows[page.rows.index(header) + 1:]}
-    # every task that did work, but the report (it writes the table) and the wrappers
+    # every task that did work, but the report (it writes the table), the metadata (made
+    # beside it) and the wrappers
     expected = Counter(t.get_task_family() for t in built["ran"]
-                       if not isinstance(t, (QAReport, luigi.WrapperTask)))
+                       if not isinstance(t, (QAReport, HiPSMetadata, luigi.WrapperTask)))
     assert {f: int(r[col["tasks"]]) for f, r in table.items()} == dict(expected)
     run_seconds = built["end"] - built["start"]
     for family, row in table.items():
@@ -150,6 +152,35 @@ def test_timing_table_counts_the_tasks_luigi_ran_with_plausible_seconds(built):
     assert all(built["start"] <= r.start <= r.end <= built["end"] for r in records)
     # one worker: the tasks' wall times add up to no more than the run
     assert sum(r.wall for r in records) <= run_seconds
+
+
+def test_the_report_does_not_wait_for_the_metadata_and_shows_the_allsky_png_it_makes(
+        built, monkeypatch):
+    from hipsluigi.report import plots
+
+    with luigi_options(built["options"]):
+        report = QAReport()
+        closure, todo = set(), [report]
+        while todo:  # every task the report needs, directly or not
+            task = todo.pop()
+            closure.add(task.get_task_family())
+            todo += luigi.task.flatten(task.requires())
+        assert "HiPSMetadata" not in closure and "PlatePNGs" in closure
+
+        shown = []
+        drawn = plots.allsky_figure
+        monkeypatch.setattr(plots, "allsky_figure",
+                            lambda image, *args: shown.append(image) or drawn(image, *args))
+        for name in ("report.html", "allsky.png"):
+            (built["base"] / "HiPS" / "qa" / name).unlink()
+        for marker in built["base"].glob("stretch/metadata-qa-*.done"):
+            marker.unlink()
+        assert luigi.build([report], local_scheduler=True, workers=1)
+    with Image.open(built["base"] / "HiPS" / "Norder2" / "Allsky.png") as im:
+        expected = np.asarray(im.convert("LA"))
+    (image,) = shown
+    assert image.dtype == np.uint8 and np.array_equal(image, expected)
+    assert (built["base"] / "HiPS" / "qa" / "allsky.png").is_file()
 
 
 def test_tasks_record_at_least_the_bytes_of_their_outputs(built):

@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from hipsluigi.execution.records import format_bytes, read_records, summarise
+from hipsluigi.metadata.allsky import ALLSKY_MAX_ORDER, allsky_arrays
 from hipsluigi.pipeline import plan
 from hipsluigi.pipeline.tasks import (
     BackgroundModel,
@@ -23,6 +24,7 @@ from hipsluigi.pipeline.tasks import (
     HipsTask,
     Histogram,
     PlatePNGs,
+    group_allsky_parts,
     stretch_id,
 )
 from hipsluigi.spec import MapSpec
@@ -36,15 +38,22 @@ log = logging.getLogger("luigi-interface")
 class QAReport(HipsTask):
     """``HiPS/qa/report.html`` and its PNG plots, beside the HiPS (``index.html`` links it).
 
-    Done after the metadata, and again when the metadata's key changes (a new stretch, title
-    or description); a map that heals itself keeps its report."""
+    Made from the PNG groups (their manifests and Allsky parts), the stretch and the
+    background model, not from the metadata's files, so that it runs beside
+    :class:`HiPSMetadata` at the end of a map; done again when the metadata's key changes (a
+    new stretch, title or description); a map that heals itself keeps its report."""
 
     def requires(self):
-        reqs = {"meta": HiPSMetadata(map=self.map), "stretch": Histogram(map=self.map),
-                # the PNG groups list the FITS groups' tiles (they are made together)
-                "tiles": [PlatePNGs(map=self.map, order=self.spec.order, i=i, j=j)
-                          for i, j in plan.plates_at_order(self.spec, self.spec.order)]}
-        if self.spec.background == "global":
+        spec = self.spec
+
+        def groups(order: int) -> list[PlatePNGs]:
+            return [PlatePNGs(map=self.map, order=order, i=i, j=j)
+                    for i, j in plan.plates_at_order(spec, order)]
+
+        # the PNG groups list the FITS groups' tiles (they are made together)
+        reqs = {"stretch": Histogram(map=self.map), "tiles": groups(spec.order),
+                "allsky": groups(allsky_order(spec))}
+        if spec.background == "global":
             reqs["model"] = BackgroundModel(map=self.map)
         return reqs
 
@@ -54,15 +63,29 @@ class QAReport(HipsTask):
                 "marker": self.target(self.layout.metadata_marker(f"qa-{key}"))}
 
     def work(self) -> None:
-        write_qa_report(self.spec, self.layout, self.input(), self.get_task_family())
+        order = allsky_order(self.spec)
+        part = group_allsky_parts(self, self.requires()["allsky"])[order]
+        write_qa_report(self.spec, self.layout, self.input(), allsky_arrays(part, order)[1])
         write_text_atomic(self.output()["marker"].path, self.output()["page"].path)
 
 
+def allsky_order(spec: MapSpec) -> int:
+    """The order the report's Allsky preview shows: the deepest with an ``Allsky`` file."""
+    return min(ALLSKY_MAX_ORDER, spec.order)
+
+
+#: Task families left out of the report's timing: the report, and the metadata it runs beside.
+UNTIMED = ("QAReport", "HiPSMetadata")
+
+
 def write_qa_report(spec: MapSpec, layout: StorageLayout, inputs: dict,
-                    own_family: str = "QAReport") -> None:
+                    allsky: np.ndarray) -> None:
     """Read the map's files (``inputs``: :meth:`QAReport.input`), draw the plots into
-    ``HiPS/qa/`` and write ``report.html`` last. The timing leaves out the records of
-    ``own_family`` (the report's earlier runs)."""
+    ``HiPS/qa/`` and write ``report.html`` last.
+
+    ``allsky`` is the pixels ``[row, col, channel]`` (uint8, grey or RGB with alpha, PNG row
+    order) of ``Norder{allsky_order(spec)}/Allsky.png``. The timing leaves out the families
+    in :data:`UNTIMED`."""
     from hipsluigi.report import plots
     from hipsluigi.report.page import Section, render_page
 
@@ -74,16 +97,11 @@ def write_qa_report(spec: MapSpec, layout: StorageLayout, inputs: dict,
         return name
 
     # Allsky preview, the deepest order it exists at (orders 0..3)
-    allsky_order = min(3, spec.order)
-    allsky = layout.hips_dir / f"Norder{allsky_order}" / "Allsky.png"
-    from PIL import Image
-
-    with Image.open(allsky) as im:
-        image = np.asarray(im.convert("LA"))
+    order = allsky_order(spec)
     sections.append(Section(
-        f"Allsky preview (order {allsky_order})",
-        save("allsky.png", plots.allsky_figure(image, allsky_order,
-                                               f"Norder{allsky_order}/Allsky.png", spec.frame)),
+        f"Allsky preview (order {order})",
+        save("allsky.png", plots.allsky_figure(_grey_alpha(allsky), order,
+                                               f"Norder{order}/Allsky.png", spec.frame)),
         [f"The PNG tiles of order {allsky_order} as Allsky.png holds them, on the sky; "
          "white where there is no data."]))
 
@@ -123,7 +141,7 @@ def write_qa_report(spec: MapSpec, layout: StorageLayout, inputs: dict,
             f"None: the {spec.survey} survey has no input files to reject."]))
 
     # time per stage
-    stages = summarise(r for r in read_records(layout.records) if r.family != own_family)
+    stages = summarise(r for r in read_records(layout.records) if r.family not in UNTIMED)
     if stages:
         image_name = save("timing.png", plots.timing_figure(
             [s.family for s in stages], [s.span for s in stages], [s.wall for s in stages],
@@ -133,8 +151,9 @@ def write_qa_report(spec: MapSpec, layout: StorageLayout, inputs: dict,
         sections.append(Section(
             "Time per stage", image_name,
             ["From each task's record of its last run (records/ in the map's work tree); the "
-             "report itself is not included. Elapsed: the stage's first start to its last end; "
-             "wall and CPU: sums over its tasks."],
+             "report itself and the metadata, made beside it, are not included (the run's "
+             "summary in the log has them). Elapsed: the stage's first start to its last "
+             "end; wall and CPU: sums over its tasks."],
             (("stage (task family)", "tasks", "failed", "elapsed s", "wall s", "CPU s",
               "written"), rows)))
     else:
@@ -148,6 +167,16 @@ def write_qa_report(spec: MapSpec, layout: StorageLayout, inputs: dict,
              "made": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
     page = render_page(f"QA report: {spec.obs_title}", facts, sections)
     write_bytes_atomic(qa / "report.html", page.encode("utf-8"))  # its meta charset
+
+
+def _grey_alpha(pixels: np.ndarray) -> np.ndarray:
+    """Grey and alpha ``[row, col, 2]`` of PNG pixels ``[row, col, channel]`` with alpha (as
+    Pillow's ``convert("LA")`` makes them)."""
+    if pixels.shape[-1] == 2:
+        return pixels
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.ascontiguousarray(pixels), "RGBA").convert("LA"))
 
 
 def _background_sections(spec: MapSpec, layout: StorageLayout, inputs: dict, save) -> list:

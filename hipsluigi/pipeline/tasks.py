@@ -37,7 +37,12 @@ from hipsluigi.geometry.hpx import DIR_SIZE, plane_crpix
 from hipsluigi.geometry.platelist import plate_name
 from hipsluigi.geometry.plates import children
 from hipsluigi.geometry.sky import plate_cap
-from hipsluigi.metadata.allsky import ALLSKY_MAX_ORDER, allsky_part, part_preview_block
+from hipsluigi.metadata.allsky import (
+    ALLSKY_MAX_ORDER,
+    AllskyPart,
+    allsky_part,
+    part_preview_block,
+)
 from hipsluigi.mosaic.coadd import mosaic_plate
 from hipsluigi.pipeline import plan
 from hipsluigi.pipeline.settings import default_map_name, map_spec
@@ -993,34 +998,10 @@ class HiPSMetadata(HipsTask):
                             units={key: value for key, value, _ in
                                    _unit_cards(self.spec, self.layout)},
                             pixel_cut=display_cut(hist, stretch), provenance=provenance,
-                            allsky=self._allsky_parts(needed["pngs"]))
+                            allsky=group_allsky_parts(self, needed["pngs"]))
         if images:
             self._write_progenitor_index(images, tiles.get(self.spec.order, []))
         write_text_atomic(self.output()["marker"].path, self.metadata_key())
-
-    def _allsky_parts(self, pngs: list[PlatePNGs]) -> dict:
-        """Each order's Allsky part, merged from its groups'. A part that cannot be read is
-        deleted with its group's PNG manifest, so that the next run redoes the group, and
-        fails the task naming it."""
-        from hipsluigi.metadata.allsky import merge_allsky_parts
-
-        parts: dict[int, list] = {}
-        damaged, reasons = {}, []
-        for group in pngs:
-            path = group.allsky_part()
-            if path is None:
-                continue
-            try:
-                parts.setdefault(group.order, []).append(artifacts.read_allsky_part(path))
-            except (OSError, ValueError) as err:
-                damaged[path] = (group, "unreadable Allsky part")
-                reasons.append(str(err))
-        if damaged:
-            _discard_groups(self, damaged)
-            raise ValueError(f"map {self.map}: {len(damaged)} unreadable Allsky part(s) ("
-                             + "; ".join(reasons) + "); deleted with their groups' manifests: "
-                             "the next run rebuilds them")
-        return {order: merge_allsky_parts(found) for order, found in parts.items()}
 
     def _write_progenitor_index(self, images: list, deepest: list[int]) -> None:
         from datetime import UTC, datetime
@@ -1036,6 +1017,37 @@ class HiPSMetadata(HipsTask):
                                        spec.tile_width, images, deepest, props)
         log.info("map %s: progenitor index HpxFinder/ lists the images of %d tiles", self.map,
                  count)
+
+
+def group_allsky_parts(task: HipsTask, pngs: list[PlatePNGs]) -> dict[int, AllskyPart]:
+    """Each order's Allsky part, merged from those of ``pngs`` (PNG groups of orders 0 to 3;
+    other groups have none), for ``task``: the metadata, the QA report.
+
+    Raises
+    ------
+    ValueError
+        A part cannot be read: it is named, and deleted with its group's PNG manifest, so that
+        the next run redoes the group.
+    """
+    from hipsluigi.metadata.allsky import merge_allsky_parts
+
+    parts: dict[int, list[AllskyPart]] = {}
+    damaged, reasons = {}, []
+    for group in pngs:
+        path = group.allsky_part()
+        if path is None:
+            continue
+        try:
+            parts.setdefault(group.order, []).append(artifacts.read_allsky_part(path))
+        except (OSError, ValueError) as err:
+            damaged[path] = (group, "unreadable Allsky part")
+            reasons.append(str(err))
+    if damaged:
+        _discard_groups(task, damaged)
+        raise ValueError(f"map {task.map}: {len(damaged)} unreadable Allsky part(s) ("
+                         + "; ".join(reasons) + "); deleted with their groups' manifests: "
+                         "the next run rebuilds them")
+    return {order: merge_allsky_parts(found) for order, found in parts.items()}
 
 
 #: Changed when the files HiPSMetadata writes change, so that a finished map gets them.
@@ -1169,7 +1181,7 @@ def _damaged_tiles(meta: HiPSMetadata, groups: dict) -> dict:
     return damaged
 
 
-def _discard_groups(meta: HiPSMetadata, damaged: dict) -> None:
+def _discard_groups(meta: HipsTask, damaged: dict) -> None:
     """Delete each damaged tile and its group's manifest, and log them, one line a group."""
     groups: dict[str, tuple[PlateTask, list[str]]] = {}
     for path, (group, why) in sorted(damaged.items()):

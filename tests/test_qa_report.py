@@ -181,6 +181,9 @@ def test_the_report_does_not_wait_for_the_metadata_and_shows_the_allsky_png_it_m
     (image,) = shown
     assert image.dtype == np.uint8 and np.array_equal(image, expected)
     assert (built["base"] / "HiPS" / "qa" / "allsky.png").is_file()
+    page = html.unescape((built["base"] / "HiPS" / "qa" / "report.html").read_text("utf-8"))
+    assert "Allsky preview (order 2)" in page
+    assert "The PNG tiles of order 2 as Allsky.png holds them" in page
 
 
 def test_tasks_record_at_least_the_bytes_of_their_outputs(built):

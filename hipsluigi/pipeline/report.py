@@ -102,7 +102,7 @@ def write_qa_report(spec: MapSpec, layout: StorageLayout, inputs: dict,
         f"Allsky preview (order {order})",
         save("allsky.png", plots.allsky_figure(_grey_alpha(allsky), order,
                                                f"Norder{order}/Allsky.png", spec.frame)),
-        [f"The PNG tiles of order {allsky_order} as Allsky.png holds them, on the sky; "
+        [f"The PNG tiles of order {order} as Allsky.png holds them, on the sky; "
          "white where there is no data."]))
 
     # histogram, stretch and levels

@@ -15,7 +15,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from astropy.io import fits
@@ -383,13 +383,22 @@ def write_plate_tiles(plate: np.ndarray, grid: PlateGrid, i: int, j: int, frame:
     items = plate_tiles(plate, grid, i, j)
     if threads <= 1:
         return [write(item) for item in items]
+    failed = threading.Event()
+
+    def write_unless_failed(item):
+        # checked by each thread before it starts a tile: cancelling the queued futures
+        # would not stop the thread that has just failed from taking the next tile
+        if failed.is_set():
+            return None
+        try:
+            return write(item)
+        except BaseException:
+            failed.set()
+            raise
+
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        futures = [pool.submit(write, item) for item in items]
-        wait(futures, return_when=FIRST_EXCEPTION)
-        for future in futures:  # after a failure, start no other tile
-            future.cancel()
-    errors = [future.exception() for future in futures
-              if not future.cancelled() and future.exception() is not None]
+        futures = [pool.submit(write_unless_failed, item) for item in items]
+    errors = [future.exception() for future in futures if future.exception() is not None]
     if errors:
         raise _tile_writes_failed(errors)
     return [future.result() for future in futures]

@@ -83,9 +83,9 @@ def write_qa_report(spec: MapSpec, layout: StorageLayout, inputs: dict,
     """Read the map's files (``inputs``: :meth:`QAReport.input`), draw the plots into
     ``HiPS/qa/`` and write ``report.html`` last.
 
-    ``allsky`` is the pixels ``[row, col, channel]`` (uint8, grey or RGB with alpha, PNG row
-    order) of ``Norder{allsky_order(spec)}/Allsky.png``. The timing leaves out the families
-    in :data:`UNTIMED`."""
+    ``allsky`` is the pixels ``[row, col, 2]`` (uint8 grey and alpha, as every tile of a
+    map, PNG row order) of ``Norder{allsky_order(spec)}/Allsky.png``. The timing leaves out
+    the families in :data:`UNTIMED`."""
     from hipsluigi.report import plots
     from hipsluigi.report.page import Section, render_page
 
@@ -100,7 +100,7 @@ def write_qa_report(spec: MapSpec, layout: StorageLayout, inputs: dict,
     order = allsky_order(spec)
     sections.append(Section(
         f"Allsky preview (order {order})",
-        save("allsky.png", plots.allsky_figure(_grey_alpha(allsky), order,
+        save("allsky.png", plots.allsky_figure(allsky, order,
                                                f"Norder{order}/Allsky.png", spec.frame)),
         [f"The PNG tiles of order {order} as Allsky.png holds them, on the sky; "
          "white where there is no data."]))
@@ -167,16 +167,6 @@ def write_qa_report(spec: MapSpec, layout: StorageLayout, inputs: dict,
              "made": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
     page = render_page(f"QA report: {spec.obs_title}", facts, sections)
     write_bytes_atomic(qa / "report.html", page.encode("utf-8"))  # its meta charset
-
-
-def _grey_alpha(pixels: np.ndarray) -> np.ndarray:
-    """Grey and alpha ``[row, col, 2]`` of PNG pixels ``[row, col, channel]`` with alpha (as
-    Pillow's ``convert("LA")`` makes them)."""
-    if pixels.shape[-1] == 2:
-        return pixels
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(np.ascontiguousarray(pixels), "RGBA").convert("LA"))
 
 
 def _background_sections(spec: MapSpec, layout: StorageLayout, inputs: dict, save) -> list:

@@ -174,7 +174,8 @@ class StorageLayout:
         return self.base / "scripts"
 
     def setup(self) -> None:
-        """Create the work tree on every unit and the ``subsetK`` links (idempotent)."""
+        """Create the work tree on every unit and the ``subsetK`` links (idempotent, and safe
+        when several clients set up the same map at once)."""
         for u in range(self.nunits):
             for sub in ("plates", "manifests", "diffs"):
                 (self.unit(u) / sub).mkdir(parents=True, exist_ok=True)
@@ -183,11 +184,14 @@ class StorageLayout:
             link = self.subset_link(u)
             target = self.mosaics_dir(u)
             if link.is_symlink() and Path(os.readlink(link)) != target:
-                link.unlink()
-            if not link.is_symlink():
-                if link.exists():
-                    raise FileExistsError(f"{link}: exists and is not a link to {target}")
+                link.unlink(missing_ok=True)
+            try:
                 link.symlink_to(target, target_is_directory=True)
+            except FileExistsError:
+                # made before, or at this moment by another client setting up the same map
+                if not (link.is_symlink() and Path(os.readlink(link)) == target):
+                    raise FileExistsError(
+                        f"{link}: exists and is not a link to {target}") from None
         for sub in (self.hips_dir, self.base / "stretch", self.scripts / "jobs",
                     self.scripts / "logs"):
             sub.mkdir(parents=True, exist_ok=True)

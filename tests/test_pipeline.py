@@ -96,15 +96,17 @@ def test_every_order_has_every_tile_of_the_sky(built):
         assert sorted(_tiles(built["hips"], order, "png")) == list(range(12 * 4**order))
 
 
-def test_every_parent_tile_is_the_nan_mean_of_its_four_children(built):
-    """Child k of a parent sits at rows/cols (numpy FITS order) as in reproject and LSST."""
+def _parents_checked(hips: Path, deepest: int) -> int:
+    """Assert that every tile of orders below ``deepest`` is the NaN-mean of its four
+    children (child k at rows/cols in numpy FITS order as in reproject and LSST); returns how
+    many parents were checked."""
     half = WIDTH  # four children make a 2w x 2w canvas, shrunk by 2 into the parent
     place = {0: (slice(half, None), slice(None, half)), 1: (slice(None, half), slice(None, half)),
              2: (slice(half, None), slice(half, None)), 3: (slice(None, half), slice(half, None))}
     checked = 0
-    for order in range(ORDER):
-        parents = _tiles(built["hips"], order, "fits")
-        kids = _tiles(built["hips"], order + 1, "fits")
+    for order in range(deepest):
+        parents = _tiles(hips, order, "fits")
+        kids = _tiles(hips, order + 1, "fits")
         for npix, path in parents.items():
             full = np.full((2 * WIDTH, 2 * WIDTH), np.nan)
             for k in range(4):
@@ -118,7 +120,25 @@ def test_every_parent_tile_is_the_nan_mean_of_its_four_children(built):
             assert np.array_equal(np.isnan(parent), np.isnan(expected))
             assert np.allclose(parent, expected, rtol=2e-6, atol=1e-5, equal_nan=True)
             checked += 1
-    assert checked == sum(12 * 4**k for k in range(ORDER))
+    return checked
+
+
+def test_every_parent_tile_is_the_nan_mean_of_its_four_children(built):
+    assert _parents_checked(built["hips"], ORDER) == sum(12 * 4**k for k in range(ORDER))
+
+
+def test_a_plate_shrunk_from_four_deepest_halves_is_the_nan_mean_of_its_children(tmp_path):
+    """With 10 x 10 plates at order 1 and 5 x 5 at order 0, each order-0 plate is made from
+    the half plates of four deepest plates, which their FITS groups wrote."""
+    options = {k: dict(v) for k, v in CONFIG.items()}
+    options["hips"].update(name="quad", order=1, nplate=10,
+                           storage=f"{tmp_path}/u0,{tmp_path}/u1")
+    with luigi_options(options):
+        result, _ = _run()
+    assert result.status == luigi.LuigiStatusCode.SUCCESS
+    halves = list(tmp_path.glob("u*/quad/plates/order1/*.half.fits"))
+    assert len(halves) == 12 * 4  # every plate of order 1: 12 face cells of 2 x 2 plates
+    assert _parents_checked(tmp_path / "u0" / "quad" / "HiPS", 1) == 12
 
 
 @pytest.mark.parametrize("order", [0, ORDER])
@@ -181,7 +201,9 @@ def test_platelist_and_work_tree_on_every_storage_unit(built):
     folders = [root / u / "pipe" / "plates" / f"order{ORDER}" for u in ("u0", "u1")]
     plates = {p.name for folder in folders for p in folder.glob("*.correction.npz")}
     assert len(plates) == 12  # 13 on-sky plates less the face-6 copy in cell (4, 4)
-    assert not [p for folder in folders for p in folder.glob("*.fits")]  # no corrected copy
+    # no corrected copy; their halves, which the shrink to the next order reads
+    assert {p.name for folder in folders for p in folder.glob("*.fits")} == {
+        p.replace(".correction.npz", ".half.fits") for p in plates}
     manifest = next((root / "u1" / "pipe" / "manifests" / f"order{ORDER}").glob("*.fits.json"))
     assert json.loads(manifest.read_text())["tiles"]
 

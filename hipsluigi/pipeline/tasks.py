@@ -24,6 +24,7 @@ import os
 from typing import TYPE_CHECKING
 
 import luigi
+import numpy as np
 
 from hipsluigi.background.overlap import (
     fit_overlap,
@@ -67,11 +68,16 @@ from hipsluigi.storage.tile_links import link_dir, link_file, real_dir
 from hipsluigi.stretch.histogram import histogram_of
 from hipsluigi.surveys import open_survey
 from hipsluigi.surveys.fits_folder import FitsFolderSurvey, listing_fingerprint
-from hipsluigi.tiles.cut import plate_tiles, tile_file_size, write_plate_tiles
+from hipsluigi.tiles.cut import (
+    plate_tiles,
+    read_fits_tile,
+    tile_file_size,
+    write_plate_tiles,
+)
 from hipsluigi.tiles.png import png_bytes, png_pixels
 
 if TYPE_CHECKING:
-    import numpy as np
+    from astropy.io import fits
 
 log = logging.getLogger("luigi-interface")
 
@@ -241,16 +247,25 @@ def _plate_readers(map_name: str, spec: MapSpec, order: int, i: int, j: int
                    ) -> list[HipsTask]:
     """Every task that reads plate ``(i, j)`` of ``order``: its tile groups, its histogram,
     and the plate it shrinks into."""
-    readers: list[HipsTask] = [PlateTiles(map=map_name, order=order, i=i, j=j),
-                               PlatePNGs(map=map_name, order=order, i=i, j=j)]
+    readers: list[HipsTask] = [PlateTiles(map=map_name, order=order, i=i, j=j)]
+    if order != spec.order:  # the deepest PNGs are made from the FITS tiles
+        readers.append(PlatePNGs(map=map_name, order=order, i=i, j=j))
     if order == spec.histogram_order:
         readers.append(PlateHistogram(map=map_name, order=order, i=i, j=j))
-    if order > 0:
-        f = plan.grid(spec, order).nplate // plan.grid(spec, order - 1).nplate
-        parent = (i // f, j // f)
-        if parent in plan.plates_at_order(spec, order - 1):
-            readers.append(ShrinkPlate(map=map_name, order=order - 1, i=parent[0], j=parent[1]))
+    parent = _parent_plate(spec, order, i, j)
+    if parent is not None:
+        readers.append(ShrinkPlate(map=map_name, order=order - 1, i=parent[0], j=parent[1]))
     return readers
+
+
+def _parent_plate(spec: MapSpec, order: int, i: int, j: int) -> tuple[int, int] | None:
+    """The plate at ``order - 1`` that plate ``(i, j)`` of ``order`` shrinks into, or None
+    (order 0, or a parent outside the map's region)."""
+    if order == 0:
+        return None
+    f = plan.grid(spec, order).nplate // plan.grid(spec, order - 1).nplate
+    parent = (i // f, j // f)
+    return parent if parent in plan.plates_at_order(spec, order - 1) else None
 
 
 def _intermediate(map_name: str, spec: MapSpec, layout: StorageLayout, order: int, i: int,
@@ -672,7 +687,12 @@ class CorrectPlate(PlateTask):
 
 
 class ShrinkPlate(PlateTask):
-    """Plate ``(i, j)`` at ``order`` from its children at ``order + 1`` (mShrink by 2)."""
+    """Plate ``(i, j)`` at ``order`` from its children at ``order + 1`` (mShrink by 2).
+
+    Each child is shrunk by 2 on its own and the halves placed side by side: the same bits as
+    shrinking the assembled children (each pixel is the mean of one 2 x 2 block), without
+    holding them. Children of the deepest order come already shrunk: their FITS tile group
+    wrote the half (:meth:`PlateTiles.half_plate`) from the read that cut the tiles."""
 
     def _children(self) -> list[tuple[int, int, int, int]]:
         """``(a, b, ci, cj)`` of the children that exist at ``order + 1``."""
@@ -684,16 +704,41 @@ class ShrinkPlate(PlateTask):
         return [(ci - 2 * self.i, cj - 2 * self.j, ci, cj) for ci, cj in kids
                 if (ci, cj) in existing]
 
-    def requires(self):
+    def _half(self, ci: int, cj: int) -> str | None:
+        """The half plate child ``(ci, cj)``'s FITS tile group writes, or None below the
+        deepest order's children."""
         spec = self.spec
-        return [plate_task(self.map, spec, self.order + 1, ci, cj)
-                for _, _, ci, cj in self._children()]
+        if self.order + 1 != spec.order:
+            return None
+        return str(self.layout.half_plate(self.order + 1, ci, cj,
+                                          plan.unit_of(spec, self.order + 1, ci, cj)))
+
+    def requires(self):
+        """Each child plate; of the deepest order, each child's FITS tile group (which writes
+        its half) and, while the half is not on disk, the child plate itself: a half removed
+        (``keep_intermediate = false``) after its group was complete is not written again, and
+        the child plate is shrunk instead."""
+        spec = self.spec
+        reqs = []
+        for _, _, ci, cj in self._children():
+            half = self._half(ci, cj)
+            if half is not None:
+                reqs.append(PlateTiles(map=self.map, order=self.order + 1, i=ci, j=cj))
+            if half is None or not os.path.exists(half):
+                reqs.append(plate_task(self.map, spec, self.order + 1, ci, cj))
+        return reqs
 
     def output(self):
         return self.target(self.layout.plate(self.order, self.i, self.j, self.unit))
 
     def intermediate_inputs(self):
-        return [_plate_input(self, self.order + 1, ci, cj) for _, _, ci, cj in self._children()]
+        inputs = []
+        for _, _, ci, cj in self._children():
+            half = self._half(ci, cj)
+            if half is not None:
+                inputs.append((half, [self]))
+            inputs.append(_plate_input(self, self.order + 1, ci, cj))
+        return inputs
 
     def run(self) -> None:
         super().run()
@@ -702,17 +747,26 @@ class ShrinkPlate(PlateTask):
     def work(self) -> None:
 
         spec = self.spec
-        kids = self._children()
-        data = [_read_plate(self, self.order + 1, ci, cj, t)
-                for (_, _, ci, cj), t in zip(kids, self.input(), strict=True)]
+        upper = plan.grid(spec, self.order + 1)
+        halves = {(a, b): self._shrunk_child(ci, cj, upper.shape())
+                  for a, b, ci, cj in self._children()}
         if len(children(spec.grid, self.order, self.i, self.j)) == 1:
-            parent = shrink2(data[0])
+            parent = np.asarray(halves[(0, 0)], dtype=np.float32)
         else:
-            quad = {(a, b): d for (a, b, _, _), d in zip(kids, data, strict=True)}
-            parent = shrink2(assemble_quad(quad, plan.grid(spec, self.order + 1).plate_side))
+            parent = assemble_quad(halves, upper.plate_side // 2)
         header = plan.grid(spec, self.order).plate_header(self.i, self.j, spec.frame,
                                                           padded=False)
         artifacts.write_plate(self.output().path, parent, header)
+
+    def _shrunk_child(self, ci: int, cj: int, shape: tuple[int, int]) -> np.ndarray:
+        """Child ``(ci, cj)`` shrunk by 2: its half plate when there is one, else the child
+        plate read (:func:`_read_plate`) and shrunk."""
+        half = self._half(ci, cj)
+        if half is not None and os.path.exists(half):
+            artifacts.check_plate(half, (shape[0] // 2, shape[1] // 2))
+            return artifacts.read_plate(half)
+        source = plate_task(self.map, self.spec, self.order + 1, ci, cj)
+        return shrink2(_read_plate(self, self.order + 1, ci, cj, source.output()))
 
 
 class PlateTiles(PlateTask):
@@ -732,11 +786,46 @@ class PlateTiles(PlateTask):
     def complete(self) -> bool:
         return super().complete() and _plate_exists(self)
 
+    def half_plate(self) -> str | None:
+        """At the deepest order, the plate shrunk by 2 (:meth:`StorageLayout.half_plate`) that
+        this group writes for the shrink into its parent; None at other orders or without a
+        parent."""
+        spec = self.spec
+        if self.order != spec.order or _parent_plate(spec, self.order, self.i, self.j) is None:
+            return None
+        return str(self.layout.half_plate(self.order, self.i, self.j, self.unit))
+
     def intermediate_inputs(self):
-        return [_plate_input(self, self.order, self.i, self.j)]
+        inputs = [_plate_input(self, self.order, self.i, self.j)]
+        half = self.half_plate()
+        if half is not None:  # written again when a healed group is redone: gone if not needed
+            parent = _parent_plate(self.spec, self.order, self.i, self.j)
+            inputs.append((half, [ShrinkPlate(map=self.map, order=self.order - 1, i=parent[0],
+                                              j=parent[1])]))
+        return inputs
 
     def work(self) -> None:
-        _write_fits_group(self, _read_plate(self, self.order, self.i, self.j, self.input()))
+        plate = _read_plate(self, self.order, self.i, self.j, self.input())
+        half = self.half_plate()
+        if half is not None:
+            # The shrink to the next order reads this quarter-size copy instead of the plate
+            # again: the deepest plates are the map's largest reads.
+            artifacts.write_plate(half, shrink2(plate),
+                                  _half_header(self.spec, self.order, self.i, self.j))
+        _write_fits_group(self, plate)
+
+
+def _half_header(spec: MapSpec, order: int, i: int, j: int) -> fits.Header:
+    """The WCS of plate ``(i, j)`` of ``order`` shrunk by 2: its parent's, moved to the part
+    of the parent it fills."""
+    pi, pj = _parent_plate(spec, order, i, j)
+    header = plan.grid(spec, order - 1).plate_header(pi, pj, spec.frame, padded=False)
+    kids = children(spec.grid, order - 1, pi, pj)
+    if len(kids) > 1:
+        side = plan.grid(spec, order).plate_side // 2
+        header["CRPIX1"] -= (i - 2 * pi) * side  # child (a, b) fills columns a*side ..
+        header["CRPIX2"] -= (j - 2 * pj) * side  # and rows b*side ..
+    return header
 
 
 def _write_fits_group(task: PlateTask, plate: np.ndarray) -> list[int]:
@@ -853,20 +942,29 @@ class Histogram(HipsTask):
 
 
 class PlatePNGs(PlateTask):
-    """The FITS tiles (mHiPSTiles) and the 8-bit PNG tiles (mViewer) of plate ``(i, j)`` at
-    ``order``, both from one read of the plate, and their two manifests; at orders 0 to 3
-    also the group's Allsky part (its tiles reduced for the Allsky files and the preview,
-    :class:`~hipsluigi.metadata.allsky.AllskyPart`), so that :class:`HiPSMetadata` need not
-    read the tiles back.
+    """The 8-bit PNG tiles (mViewer) of plate ``(i, j)`` at ``order`` and, below the deepest
+    order, its FITS tiles (mHiPSTiles) too, both from one read of the plate; their manifests;
+    at orders 0 to 3 also the group's Allsky part (its tiles reduced for the Allsky files and
+    the preview, :class:`~hipsluigi.metadata.allsky.AllskyPart`), so that
+    :class:`HiPSMetadata` need not read the tiles back.
 
-    The FITS tiles are cut unless their group is already complete (a map whose FITS tiles
-    were made by :class:`PlateTiles`, for ``AllSkyFITS``); they come first and their
-    manifest is written before any PNG. As for :class:`PlateTiles`, each manifest follows a
-    size check of every tile it lists, and a group whose plate vanished is redone. The PNG
-    manifest comes last.
+    At the deepest order the FITS tiles are :class:`PlateTiles`'s, cut with the half plate the
+    shrink reads, and the PNGs are made from them: the mosaic, the largest file of a plate, is
+    read once after the background fit, and can go before the stretch is known. Below it the
+    FITS tiles are cut unless their group is already complete (a map whose FITS tiles were
+    made by :class:`PlateTiles`, for ``AllSkyFITS``); they come first and their manifest is
+    written before any PNG. As for :class:`PlateTiles`, each manifest follows a size check of
+    every tile it lists, and a group whose plate vanished is redone. The PNG manifest comes
+    last.
     """
 
+    def _from_fits_tiles(self) -> bool:
+        """Whether the PNGs are made from the group's FITS tiles (the deepest order)."""
+        return self.order == self.spec.order
+
     def requires(self):
+        if self._from_fits_tiles():
+            return {"fits": self.fits_group(), "stretch": Histogram(map=self.map)}
         return {"plate": plate_task(self.map, self.spec, self.order, self.i, self.j),
                 "stretch": Histogram(map=self.map)}
 
@@ -887,6 +985,8 @@ class PlatePNGs(PlateTask):
 
     def complete(self) -> bool:
         part = self.allsky_part()
+        # Incomplete without its FITS group, even where it requires it: Luigi looks at the
+        # requirements of incomplete tasks only.
         return (super().complete() and os.path.exists(self.fits_group().output().path)
                 and (part is None or os.path.exists(part)) and _plate_exists(self))
 
@@ -898,25 +998,34 @@ class PlatePNGs(PlateTask):
         super().dry_run()
 
     def intermediate_inputs(self):
+        if self._from_fits_tiles():
+            return []
         return [_plate_input(self, self.order, self.i, self.j)]
 
     def work(self) -> None:
 
         spec = self.spec
-        plate = _read_plate(self, self.order, self.i, self.j, self.input()["plate"])
         fits_manifest = self.fits_group().output().path
-        if os.path.exists(fits_manifest):
-            wanted = set(artifacts.read_manifest(fits_manifest)["tiles"])
-        else:
-            wanted = set(_write_fits_group(self, plate))
         part = self.allsky_part()
         if os.path.exists(self.output().path) and (part is None or os.path.exists(part)):
-            return  # only the FITS tiles were missing
+            if not os.path.exists(fits_manifest):  # only the FITS tiles were missing
+                _write_fits_group(self, _read_plate(self, self.order, self.i, self.j,
+                                                    self.input()["plate"]))
+            return
+        if self._from_fits_tiles():
+            tiles = self._read_fits_tiles(artifacts.read_manifest(fits_manifest)["tiles"])
+        else:
+            plate = _read_plate(self, self.order, self.i, self.j, self.input()["plate"])
+            if os.path.exists(fits_manifest):
+                wanted = set(artifacts.read_manifest(fits_manifest)["tiles"])
+            else:
+                wanted = set(_write_fits_group(self, plate))
+            tiles = plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j,
+                                npix=wanted)
         stretch = artifacts.read_stretch(self.input()["stretch"].path)
         sizes = {}
         kept: tuple[list, list] = ([], [])  # the FITS and PNG tiles, for the Allsky part
-        for npix, tile in plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j,
-                                      npix=wanted):
+        for npix, tile in tiles:
             pixels = png_pixels(tile, stretch)
             png = png_bytes(pixels)
             write_bytes_atomic(self.layout.unit_tile(self.order, npix, "png", self.unit), png)
@@ -933,6 +1042,17 @@ class PlatePNGs(PlateTask):
                                                           block))
         artifacts.write_manifest(self.output().path, self.order, plate_name(self.i, self.j),
                                  list(sizes), stretch=stretch_id(spec))
+
+    def _read_fits_tiles(self, npix: list[int]):
+        """``(npix, tile)`` of the group's FITS tiles on its unit, in the plate's tile order
+        (:func:`~hipsluigi.tiles.cut.plate_tiles`'s), as float32 ``[row, col]``."""
+        spec, wanted = self.spec, {int(n) for n in npix}
+        for n in plan.grid(spec, self.order).tiles(self.i, self.j)[0]:
+            if int(n) not in wanted:
+                continue
+            path = self.layout.unit_tile(self.order, int(n), "fits", self.unit)
+            count_read(path, os.path.getsize(path))
+            yield int(n), read_fits_tile(path, spec.tile_width).astype(np.float32)
 
 
 def _all_plate_tasks(map_name: str, spec: MapSpec, family) -> list[PlateTask]:
@@ -958,7 +1078,8 @@ class HiPSMetadata(HipsTask):
     """
 
     def requires(self):
-        # PlatePNGs completes the FITS group too, from the same read of the plate.
+        # PlatePNGs completes the FITS group too: from the same read of the plate, or at the
+        # deepest order by requiring it (PlateTiles writes the half plate with it).
         return {"pngs": _all_plate_tasks(self.map, self.spec, PlatePNGs),
                 "stretch": Histogram(map=self.map)}
 

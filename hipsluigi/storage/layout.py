@@ -128,6 +128,11 @@ class StorageLayout:
         (the plate itself is never written)."""
         return self.unit(u) / "plates" / f"order{order}" / f"{plate_name(i, j)}.correction.npz"
 
+    def half_plate(self, order: int, i: int, j: int, u: int) -> Path:
+        """A deepest-order plate shrunk by 2, written with its FITS tiles from the same read,
+        so that the shrink into its parent reads a quarter of the plate's bytes."""
+        return self.unit(u) / "plates" / f"order{order}" / f"{plate_name(i, j)}.half.fits"
+
     def plate_histogram(self, order: int, i: int, j: int, u: int) -> Path:
         return self.unit(u) / "plates" / f"order{order}" / f"{plate_name(i, j)}.hist.npz"
 

@@ -127,6 +127,7 @@ def main() -> None:
         done.set()
         sampler.join()
         final = [du(unit) for unit in units]
+        survey_bytes = du(survey)  # each image once: what a download cache fetches
         records = read_records(units[0] / "measured" / "records")
     cpu: dict[str, float] = {}
     for r in records:
@@ -134,7 +135,8 @@ def main() -> None:
     totals = unit_totals(records)
     deepest = 12 * 4**args.order * TILE**2
     result = {"order": args.order, "tile_width": TILE, "units": UNITS,
-              "keep_intermediate": args.keep, "images": nimages, "wall_seconds": wall,
+              "keep_intermediate": args.keep, "images": nimages, "survey_bytes": survey_bytes,
+              "wall_seconds": wall,
               "deepest_pixels": deepest, "families": totals, "cpu_seconds": cpu,
               "peak_disk": {f"unit{u}": n for u, n in enumerate(peak)},
               "final_disk": {f"unit{u}": n for u, n in enumerate(final)}}

@@ -12,9 +12,12 @@ each unit. Scales them to order 9 by the ratio of deepest-order pixels, ``4**(9 
   report, and the histograms of ``histogram_order`` 3) are taken as measured;
 * the pixel work and the disk are spread over the units as the order-9 plate list spreads
   the tile-bearing plates (the measured map has too few plates to be balanced);
-* survey images read: the measured bytes per output pixel times ``(0.8 / 1.375)**2`` (AllWISE
-  Atlas pixels of 1.375" against the map's 0.8", both float32, similar coverage), read from
-  and downloaded to the units evenly (``uU/_downloads``).
+* survey images: the measured bytes per output pixel times ``(0.8 / 1.375)**2`` (AllWISE
+  Atlas pixels of 1.375" against the map's 0.8", both float32, similar coverage), downloaded
+  to the units evenly (``uU/_downloads``) and read from them. The mosaics' reads are the
+  measured ones (an image on a plate edge is read by each plate it touches); the download is
+  the survey's own bytes (``survey_bytes``, each image once, as the download cache fetches
+  it), or the reads for a measurement that did not record them.
 
 Then prints the busiest unit's bytes and time at ``--unit-mbps``, the CPU hours, the wall time
 (the larger of CPU over the cores and the busiest unit's I/O), and the peak disk per unit for
@@ -66,11 +69,12 @@ def project(measured: dict) -> dict:
     per_unit = dict.fromkeys(units, 0.0)
     per_family: dict[str, float] = {}
     inputs = 0.0
+    input_scale = scale * INPUT_RATIO
     for family, counts in measured["families"].items():
         per_plate = family in PER_PLATE
         for unit, rw in counts.items():
             if unit == OUTSIDE:
-                inputs += rw["read"] * scale * INPUT_RATIO
+                inputs += rw["read"] * input_scale
                 continue
             moved = rw["read"] + rw["written"]
             per_family[family] = per_family.get(family, 0.0) + moved * (scale if per_plate
@@ -81,9 +85,12 @@ def project(measured: dict) -> dict:
             total = sum(rw["read"] + rw["written"] for u, rw in counts.items() if u != OUTSIDE)
             for unit, share in zip(units, shares, strict=True):
                 per_unit[unit] += total * scale * share
+    downloads = (measured["survey_bytes"] * input_scale if "survey_bytes" in measured
+                 else inputs)
     for unit, share in zip(units, shares, strict=True):  # downloaded, then read by mosaics
-        per_unit[unit] += 2 * inputs * share
-    per_family["survey images (download + read)"] = 2 * inputs
+        per_unit[unit] += (downloads + inputs) * share
+    per_family["survey images (download)"] = downloads
+    per_family["survey images (read by the mosaics)"] = inputs
     cpu = sum(s * (scale if f in PER_PLATE else 1)
               for f, s in measured["cpu_seconds"].items())
     disk = {}
@@ -110,7 +117,7 @@ def main() -> None:
           f"order {TARGET_ORDER}\n")
     print("bytes moved at order 9, by task family (read + written):")
     for family, n in sorted(p["per_family"].items(), key=lambda kv: -kv[1]):
-        print(f"  {family:34s} {n / tb:8.2f} TB")
+        print(f"  {family:38s} {n / tb:8.2f} TB")
     print("\nby storage unit:")
     mean = sum(p["per_unit"].values()) / len(p["per_unit"])
     for unit, n in p["per_unit"].items():

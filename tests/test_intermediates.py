@@ -143,9 +143,9 @@ def test_a_third_run_runs_nothing(resumed):
 def test_a_tile_healed_after_the_halves_went_has_its_plate_shrunk_from_the_deepest(kept,
                                                                                   resumed):
     """With ``keep_intermediate = false`` the half plates go with the rest. A deleted order-2
-    tile needs its plate again: its shrink reads the deepest plates themselves (their mosaics
-    made again), since their FITS groups are complete and write no half again; the tiles
-    come back identical and the files made for it are removed again."""
+    tile needs its plate again: its shrink needs the deepest plates' corrections, whose
+    mosaics are made again with their halves; the tiles come back identical and the files
+    made for it are removed again."""
     root = resumed["root"]
     assert not list(root.glob(f"u*/{NAME}/plates/order3/*.half.fits"))
     assert list(root.glob(f"u*/{NAME}/plates/order3/*.half.fits.removed"))
@@ -196,18 +196,21 @@ def test_records_count_exactly_the_tile_bytes_each_unit_holds_and_the_run_says_s
                       if not p.is_symlink())
         on_disk += sum(p.stat().st_size for p in (root / unit / NAME / "manifests").glob(
             "order*/*.*"))  # the groups' manifests and Allsky parts, beside their tiles
-        halves = sum(p.stat().st_size for p in (root / unit / NAME / "plates").glob(
-            "order3/*.half.fits"))  # written by the deepest FITS groups with their tiles
-        assert halves > 0
         counted = sum(r.written_by_unit.get(label, 0) for r in records
                       if r.family in ("PlateTiles", "PlatePNGs"))
-        assert counted == on_disk + halves and on_disk > 0
+        assert counted == on_disk > 0
         plates = sum(p.stat().st_size for p in (root / unit / NAME / "plates").glob(
             "order[012]/*.fits"))
         plates += sum(p.stat().st_size for p in (root / unit / NAME / "plates").glob(
             "order3/*.correction.npz"))  # the deepest order's corrections, not plates
         assert sum(r.written_by_unit.get(label, 0) for r in records
                    if r.family in ("CorrectPlate", "ShrinkPlate")) == plates > 0
+        mosaics = sum(p.stat().st_size for p in (root / unit / NAME / "mosaics").glob(
+            "**/plate_*.fits"))
+        halves = sum(p.stat().st_size for p in (root / unit / NAME / "plates").glob(
+            "order3/*.half.fits"))  # written with the mosaics
+        assert sum(r.written_by_unit.get(label, 0) for r in records
+                   if r.family == "PlateMosaic") == mosaics + halves and halves > 0
         assert f"map {NAME}: {label}: " in out
 
 
@@ -226,13 +229,13 @@ def _pixel_bytes(path: Path, pad: int = 0) -> int:
     return np.unique((r * ncols + c).ravel() * size // 4096).size * 4096
 
 
-def test_every_plate_is_read_once_for_its_tiles_and_never_copied(kept_run):
+def test_every_plate_is_read_once_for_both_its_fits_and_png_tiles_and_never_copied(kept_run):
     """The passes over the pixels. The deepest plates are their mosaics, corrected as they
-    are read (no corrected copy on disk), and read once: by their FITS group, which also
-    writes each shrunk by 2 (its half plate). The shrink to order 2 reads the halves, and the
-    deepest PNG groups the FITS tiles (the PNGs wait for the stretch, made from every plate).
-    A lower order's plate is read once for both its FITS and PNG tiles (its PNG group cuts
-    both), and once by the shrink below it."""
+    are read (no corrected copy on disk), and read once: the FITS and PNG tiles of every plate
+    come from one read of it (the PNG groups read each plate's pixels exactly once, the FITS
+    groups never run on their own). The shrink from the deepest order reads the half plates
+    the mosaics' tasks wrote, a quarter of the bytes; a lower order's plate is read once more,
+    by the shrink below it."""
     from hipsluigi import CorrectPlate
     from hipsluigi.testing import luigi_options
 
@@ -241,6 +244,7 @@ def test_every_plate_is_read_once_for_its_tiles_and_never_copied(kept_run):
         pad = CorrectPlate(order=3, i=0, j=0).spec.grid.pad
     assert pad > 0
     records = read_records(root / "u0" / NAME / "records")
+    assert "PlateTiles" not in {r.family for r in records}
     for unit in ("u0", "u1"):
         label = f"unit{unit[1]}"
         work = root / unit / NAME
@@ -252,17 +256,14 @@ def test_every_plate_is_read_once_for_its_tiles_and_never_copied(kept_run):
                     if not p.name.endswith(".half.fits")]  # no corrected copy
         mosaics = sorted(work.glob("mosaics/**/plate_*.fits"))
         halves = sorted(work.glob("plates/order3/*.half.fits"))
-        assert mosaics and len(halves) == len(mosaics)
+        corrections = sorted(work.glob("plates/order3/*.correction.npz"))
+        assert mosaics and len(corrections) == len(halves) == len(mosaics)
         deepest = sum(_pixel_bytes(p, pad) for p in mosaics)  # its padding rows are not read
-        half = sum(_pixel_bytes(p) for p in halves)
-        tiles = work / ("HiPS" if unit == "u0" else "tiles") / "Norder3"
-        fits_tiles = sum(p.stat().st_size for p in tiles.glob("Dir*/Npix*.fits")
-                         if not p.is_symlink())
         plates = {k: sum(_pixel_bytes(p) for p in work.glob(f"plates/order{k}/*.fits"))
                   for k in (0, 1, 2)}
-        assert half < deepest / 3 and fits_tiles > 0 and all(plates.values())
-        assert read("PlateTiles") == deepest  # the FITS groups of order 3 only
-        assert read("PlatePNGs") == fits_tiles + sum(plates.values())
+        half = sum(p.stat().st_size for p in halves)
+        assert half < deepest / 3 and all(plates.values())
+        assert read("PlatePNGs") == deepest + sum(plates.values())
         assert read("ShrinkPlate") == half + plates[2] + plates[1]
 
 
@@ -301,3 +302,20 @@ def test_a_deepest_plate_read_through_its_correction_is_the_corrected_copy_bit_f
             assert read.astype(">f4").tobytes() == copy.astype(">f4").tobytes()
             checked += 1
     assert checked == 6
+
+
+def test_a_half_plate_gone_is_made_again_from_the_mosaic_to_the_same_bits(kept):
+    """An order-2 plate deleted with the deepest half plates it was shrunk from (the mosaics
+    kept): its shrink makes the halves again from the mosaics, and the tiles are identical."""
+    before = _tile_hashes(kept / "u0" / NAME / "HiPS")
+    halves = sorted(kept.glob(f"u*/{NAME}/plates/order3/*.half.fits"))
+    plate = sorted(kept.glob(f"u*/{NAME}/plates/order2/plate_*.fits"))[0]
+    assert halves
+    for path in [*halves, plate]:
+        path.unlink()
+    started = time.time()
+    _finish(_start(kept, keep=True))
+    ran = [r.family for r in read_records(kept / "u0" / NAME / "records", since=started)]
+    assert ran.count("ShrinkPlate") == 1 and "PlateMosaic" not in ran
+    assert plate.exists()
+    assert _tile_hashes(kept / "u0" / NAME / "HiPS") == before

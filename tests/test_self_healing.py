@@ -98,12 +98,9 @@ def test_a_deleted_tile_is_rebuilt_by_redoing_only_its_group(clean, copy, ext, c
     with caplog.at_level(logging.WARNING, logger="luigi-interface"):
         status, ran = _build(copy)
     assert status == luigi.LuigiStatusCode.SUCCESS
-    # the one group, nothing else: order 1 is the deepest, whose FITS tiles PlateTiles cuts
-    # (with the half plate the shrink reads) for PlatePNGs, which makes the PNG tiles
-    groups = {"fits": {"PlateTiles": 1, "PlatePNGs": 1}, "png": {"PlatePNGs": 1}}[ext]
-    redone = {family: len(tasks) for family, tasks in ran.items()
-              if family not in ("HiPSMetadata", "AllSkyPNGs")}
-    assert redone == groups and "HiPSMetadata" in ran
+    # the one group (PlatePNGs makes both kinds of tile of a plate), nothing else
+    assert len(ran["PlatePNGs"]) == 1 and "PlateTiles" not in ran
+    assert "CorrectPlate" not in ran and "HiPSMetadata" in ran
     assert f"{tile}: missing" in caplog.text and plate in caplog.text
     _assert_restored(clean, copy)
 
@@ -116,7 +113,7 @@ def test_a_tile_cut_short_is_named_and_rebuilt(clean, copy, caplog):
     with caplog.at_level(logging.WARNING, logger="luigi-interface"):
         status, ran = _build(copy)
     assert status == luigi.LuigiStatusCode.SUCCESS
-    assert len(ran["PlateTiles"]) == 1 and len(ran["PlatePNGs"]) == 1
+    assert len(ran["PlatePNGs"]) == 1
     assert f"{tile}: 4096 bytes, expected {whole}" in caplog.text
     _assert_restored(clean, copy)
 
@@ -174,8 +171,8 @@ def test_a_deleted_folder_is_rebuilt(clean, copy, deleted):
     shutil.rmtree(target)
     status, ran = _build(copy)
     assert status == luigi.LuigiStatusCode.SUCCESS
-    if deleted == "HiPS":  # every group, and the metadata; the deepest FITS groups apart
-        assert len(ran["PlatePNGs"]) == 24 and len(ran["PlateTiles"]) == 12
+    if deleted == "HiPS":  # every group, and the metadata
+        assert len(ran["PlatePNGs"]) == 24 and "PlateTiles" not in ran
     _assert_restored(clean, copy)
 
 
@@ -188,8 +185,7 @@ def test_a_deleted_plate_is_rebuilt_and_its_tiles_cut_again(clean, copy, deleted
     status, ran = _build(copy)
     assert status == luigi.LuigiStatusCode.SUCCESS
     assert plate.exists()
-    made = ({"PlateMosaic", "CorrectPlate", "PlateTiles"} if deleted.startswith("mosaics")
-            else {"ShrinkPlate"})
+    made = {"PlateMosaic", "CorrectPlate"} if deleted.startswith("mosaics") else {"ShrinkPlate"}
     redone = {family: len(tasks) for family, tasks in ran.items()
               if family not in ("HiPSMetadata", "AllSkyPNGs")}
     assert redone == dict.fromkeys(made | {"PlatePNGs"}, 1)

@@ -20,8 +20,7 @@ from hipsluigi.pipeline.tasks import PlateTask
 from hipsluigi.testing import luigi_options
 
 JOBCOMP = Path("/var/log/slurm/jobcomp.log")
-CLUSTER_FAMILIES = {"PlateMosaic", "CorrectPlate", "ShrinkPlate", "PlateHistogram", "PlateTiles",
-                    "PlatePNGs"}
+CLUSTER_FAMILIES = {"PlateMosaic", "CorrectPlate", "ShrinkPlate", "PlateHistogram", "PlatePNGs"}
 assert all(issubclass(getattr(__import__("hipsluigi"), f), PlateTask) for f in CLUSTER_FAMILIES)
 
 BASE = {
@@ -75,8 +74,8 @@ def test_small_map_completes_on_slurm_with_every_pixel_task_a_slurm_job(runs):
     assert runs["slurm"].status == luigi.LuigiStatusCode.SUCCESS
     jobs_dir = runs["root"] / "slu" / "u0" / "slu" / "scripts" / "jobs"
     pixel_tasks = {t for t in runs["ran"] if t.split("_")[0] in CLUSTER_FAMILIES}
-    # mosaic, correction, histogram, FITS tiles and PNG tiles of 12 plates
-    assert len(pixel_tasks) == 12 * 5
+    # mosaic, correction, histogram, and FITS + PNG tiles of 12 plates
+    assert len(pixel_tasks) == 12 * 4
     records = _jobcomp()
     for task_id in pixel_tasks:
         job_id = (jobs_dir / f"{task_id}.jobid").read_text().strip()
@@ -169,21 +168,18 @@ def test_failed_job_is_reported_with_its_log_tail_and_a_rerun_runs_only_what_is_
         assert f"SLURM job {job_id} for {task_id} ended FAILED" in error
         assert "last 30 lines of" in error and "Traceback" in error
         assert str(path) in error or "not a FITS" in error or "OSError" in error
-        # the rest of the sky went on as far as it could: the other 11 plates are made, their
-        # histograms taken and their FITS tiles cut (their PNGs wait for the stretch, which
-        # needs every plate)
+        # the rest of the sky went on as far as it could: the other 11 plates are made and
+        # their histograms taken (their tiles wait for the stretch, which needs every plate)
         assert sum(1 for t in ran_first if t.startswith("PlateHistogram")) == 11
-        assert sum(1 for t in ran_first if t.startswith("PlateTiles")) == 11
 
         path.unlink()  # remove the cause
         second, ran_second = _build(AllSkyPNGs(), luigid)
     assert second.status == luigi.LuigiStatusCode.SUCCESS
     families = sorted(t.split("_")[0] for t in ran_second)
-    assert families == sorted(["PlateMosaic", "CorrectPlate", "PlateHistogram", "PlateTiles",
-                               "Histogram", "HiPSMetadata", "QAReport", "AllSkyPNGs"]
+    assert families == sorted(["PlateMosaic", "CorrectPlate", "PlateHistogram", "Histogram",
+                               "HiPSMetadata", "QAReport", "AllSkyPNGs"]
                               + ["PlatePNGs"] * 12)
-    assert all(("_2_2_" in t) for t in ran_second
-               if t.startswith(("PlateMosaic", "Correct", "PlateTiles")))
+    assert all(("_2_2_" in t) for t in ran_second if t.startswith(("PlateMosaic", "Correct")))
 
 
 def _start_held_plate_mosaic(tmp_path, luigid, name, **slurm_options):

@@ -7,6 +7,10 @@ edge_profile`); each plate takes half: the plus plate's field is ``+r/2`` on its
 minus plate's ``-r/2`` on its own, so both meet at the common value. :func:`coons_patch` fills
 the plate from its four edge profiles (bilinear blending, exact on the edges, smooth inside);
 the field is subtracted together with the plane. Edges without a neighbour get zero.
+
+A plate shrunk by 2 before its correction (:func:`hipsluigi.pyramid.shrink.
+shrink2_with_members`, written with the mosaic) is corrected by :func:`block_mean_correction`:
+the mean of the same field over the pixels each parent pixel averages.
 """
 
 from __future__ import annotations
@@ -135,6 +139,85 @@ def correct_plate(plate: np.ndarray, origin: tuple[int, int], plane: tuple[float
     if edges is not None:
         out -= coons_patch(edges, rows)
     return out
+
+
+def block_mean_correction(side: int, origin: tuple[int, int], plane: tuple[float, float, float],
+                          edges: np.ndarray | None, crpix: float, partial: np.ndarray,
+                          members: np.ndarray) -> np.ndarray:
+    """The mean of a plate's correction (what :func:`correct_plate` subtracts) over the finite
+    pixels of each of its aligned 2 x 2 blocks.
+
+    Subtracted from the plate shrunk by 2, it gives the corrected plate shrunk by 2, to float
+    rounding: the shrink's NaN-ignoring mean of ``pixel - correction`` is the mean of the
+    pixels less the mean of the correction over the same pixels. Both parts of the correction
+    are sums of products of a function of the row and one of the column, so a whole block's
+    mean is computed from the rows' and the columns' pair means, without a plate-sized field;
+    a partly blank block's from its finite pixels.
+
+    Parameters
+    ----------
+    side : int
+        The plate's side, in pixels (even).
+    origin, plane, edges, crpix
+        As for :func:`correct_plate`.
+    partial, members : numpy.ndarray
+        The partly blank blocks (flat row-major indices into the ``side / 2`` square) and their
+        finite pixels, as :class:`~hipsluigi.pyramid.shrink.HalfPlate` holds them.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(side / 2, side / 2)`` ``[row, col]``.
+    """
+    half = side // 2
+
+    def pairs(x: np.ndarray) -> np.ndarray:
+        return 0.5 * (x[0::2] + x[1::2])
+
+    p1 = np.arange(side, dtype=np.float64) + origin[0]  # along columns
+    p2 = np.arange(side, dtype=np.float64) + origin[1]  # along rows
+    out = _plane(plane, pairs(p1)[None, :], pairs(p2)[:, None], crpix)
+    curves = None
+    if edges is not None:
+        curves = [edge_curve(edges[k], side) for k in range(4)]
+        t = np.linspace(0.0, 1.0, side)
+        out = out + _coons_sum(curves, pairs(t), pairs(1 - t), pairs)
+    if partial.size:
+        rows, cols = np.divmod(partial, half)
+        bits = np.array([1, 2, 4, 8], dtype=np.uint8)
+        r = 2 * rows[:, None] + np.array([0, 0, 1, 1])  # the block's pixels, bit 2 r + c
+        c = 2 * cols[:, None] + np.array([0, 1, 0, 1])
+        finite = (members[:, None] & bits) != 0
+        values = _plane(plane, p1[c], p2[r], crpix)
+        if curves is not None:
+            values = values + _coons_at(curves, side, r, c)
+        out[rows, cols] = np.where(finite, values, 0.0).sum(axis=1) / finite.sum(axis=1)
+    return out
+
+
+def _coons_sum(curves, v: np.ndarray, w: np.ndarray, pairs) -> np.ndarray:
+    """:func:`coons_patch`'s field averaged over 2 x 2 blocks, in float64: ``v`` the pair
+    means of the blending weight ``t`` and ``w`` of ``1 - t`` (the same along rows and
+    columns)."""
+    bottom, top, left, right = curves
+    u_, w_u = v[None, :], w[None, :]  # along columns
+    v_, w_v = v[:, None], w[:, None]  # along rows
+    field = (w_v * pairs(bottom)[None, :] + v_ * pairs(top)[None, :]
+             + w_u * pairs(left)[:, None] + u_ * pairs(right)[:, None])
+    corners = (w_u * w_v * bottom[0] + u_ * w_v * bottom[-1] + w_u * v_ * top[0]
+               + u_ * v_ * top[-1])
+    return field - corners
+
+
+def _coons_at(curves, side: int, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """:func:`coons_patch`'s field at pixels ``(r, c)``, in float64."""
+    bottom, top, left, right = curves
+    t = np.linspace(0.0, 1.0, side)
+    u, v = t[c], t[r]
+    field = (1 - v) * bottom[c] + v * top[c] + (1 - u) * left[r] + u * right[r]
+    corners = ((1 - u) * (1 - v) * bottom[0] + u * (1 - v) * bottom[-1]
+               + (1 - u) * v * top[0] + u * v * top[-1])
+    return field - corners
 
 
 def coons_patch(edges: np.ndarray, side: int) -> np.ndarray:

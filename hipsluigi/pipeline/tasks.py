@@ -32,7 +32,7 @@ from hipsluigi.background.overlap import (
     pages_touched,
     ring_stride,
 )
-from hipsluigi.background.seams import correct_plate
+from hipsluigi.background.seams import block_mean_correction, correct_plate
 from hipsluigi.execution import SlurmTask
 from hipsluigi.geometry.hpx import DIR_SIZE, plane_crpix
 from hipsluigi.geometry.platelist import plate_name
@@ -53,7 +53,14 @@ from hipsluigi.pipeline.worktree import (
     layout_of,
     prepare_work_tree,
 )
-from hipsluigi.pyramid.shrink import assemble_quad, crop_padding, crop_read_bytes, shrink2
+from hipsluigi.pyramid.shrink import (
+    HalfPlate,
+    assemble_quad,
+    crop_padding,
+    crop_read_bytes,
+    shrink2,
+    shrink2_with_members,
+)
 from hipsluigi.spec import MapSpec, spec_sections
 from hipsluigi.storage import artifacts
 from hipsluigi.storage.atomic import (
@@ -68,12 +75,7 @@ from hipsluigi.storage.tile_links import link_dir, link_file, real_dir
 from hipsluigi.stretch.histogram import histogram_of
 from hipsluigi.surveys import open_survey
 from hipsluigi.surveys.fits_folder import FitsFolderSurvey, listing_fingerprint
-from hipsluigi.tiles.cut import (
-    plate_tiles,
-    read_fits_tile,
-    tile_file_size,
-    write_plate_tiles,
-)
+from hipsluigi.tiles.cut import plate_tiles, tile_file_size, write_plate_tiles
 from hipsluigi.tiles.png import png_bytes, png_pixels
 
 if TYPE_CHECKING:
@@ -247,9 +249,8 @@ def _plate_readers(map_name: str, spec: MapSpec, order: int, i: int, j: int
                    ) -> list[HipsTask]:
     """Every task that reads plate ``(i, j)`` of ``order``: its tile groups, its histogram,
     and the plate it shrinks into."""
-    readers: list[HipsTask] = [PlateTiles(map=map_name, order=order, i=i, j=j)]
-    if order != spec.order:  # the deepest PNGs are made from the FITS tiles
-        readers.append(PlatePNGs(map=map_name, order=order, i=i, j=j))
+    readers: list[HipsTask] = [PlateTiles(map=map_name, order=order, i=i, j=j),
+                               PlatePNGs(map=map_name, order=order, i=i, j=j)]
     if order == spec.histogram_order:
         readers.append(PlateHistogram(map=map_name, order=order, i=i, j=j))
     parent = _parent_plate(spec, order, i, j)
@@ -266,6 +267,32 @@ def _parent_plate(spec: MapSpec, order: int, i: int, j: int) -> tuple[int, int] 
     f = plan.grid(spec, order).nplate // plan.grid(spec, order - 1).nplate
     parent = (i // f, j // f)
     return parent if parent in plan.plates_at_order(spec, order - 1) else None
+
+
+def _half_plate_file(spec: MapSpec, layout: StorageLayout, i: int, j: int) -> str | None:
+    """The half plate of deepest plate ``(i, j)`` (:meth:`StorageLayout.half_plate`), or None
+    if it shrinks into no plate."""
+    if _parent_plate(spec, spec.order, i, j) is None:
+        return None
+    return str(layout.half_plate(spec.order, i, j, plan.unit_of(spec, spec.order, i, j)))
+
+
+def _half_header(spec: MapSpec, i: int, j: int) -> fits.Header:
+    """The WCS of deepest plate ``(i, j)`` shrunk by 2: its parent's, moved to the part of the
+    parent it fills."""
+    order = spec.order
+    pi, pj = _parent_plate(spec, order, i, j)
+    header = plan.grid(spec, order - 1).plate_header(pi, pj, spec.frame, padded=False)
+    if len(children(spec.grid, order - 1, pi, pj)) > 1:
+        side = plan.grid(spec, order).plate_side // 2
+        header["CRPIX1"] -= (i - 2 * pi) * side  # child (a, b) fills columns a*side ..
+        header["CRPIX2"] -= (j - 2 * pj) * side  # and rows b*side ..
+    return header
+
+
+def _uncorrected_half(spec: MapSpec, padded: np.ndarray) -> HalfPlate:
+    """The half plate of a deepest plate from its padded mosaic (uncorrected)."""
+    return shrink2_with_members(crop_padding(padded, spec.grid.pad))
 
 
 def _intermediate(map_name: str, spec: MapSpec, layout: StorageLayout, order: int, i: int,
@@ -534,6 +561,13 @@ class PlateMosaic(PlateTask):
             result.skipped_images.update(getattr(survey, "skipped", {}))
         for reason in result.skipped_images.values():
             log.warning("%s: skipped %s", self.plate_label, artifacts.escape_text(reason))
+        half = _half_plate_file(spec, layout, self.i, self.j)
+        if half is not None:
+            # Shrunk from the pixels in memory, the shrink to the next order reads a quarter
+            # of the plate instead of the plate (see ShrinkPlate); before the mosaic, whose
+            # presence says the task is done.
+            artifacts.write_half_plate(half, _uncorrected_half(spec, result.data),
+                                       _half_header(spec, self.i, self.j))
         artifacts.write_plate_mosaic(
             self.output().path, result.data, grid.plate_header(self.i, self.j, spec.frame,
                                                                padded=True),
@@ -691,8 +725,12 @@ class ShrinkPlate(PlateTask):
 
     Each child is shrunk by 2 on its own and the halves placed side by side: the same bits as
     shrinking the assembled children (each pixel is the mean of one 2 x 2 block), without
-    holding them. Children of the deepest order come already shrunk: their FITS tile group
-    wrote the half (:meth:`PlateTiles.half_plate`) from the read that cut the tiles."""
+    holding them. A child of the deepest order comes already shrunk: its mosaic task wrote
+    its half plate (:meth:`StorageLayout.half_plate`) from the pixels in memory, before the
+    background model was known, and its correction is subtracted here as the mean of the
+    correction over each block's pixels (:func:`~hipsluigi.background.seams.
+    block_mean_correction`). A half that is gone is made again from the mosaic, to the same
+    bits."""
 
     def _children(self) -> list[tuple[int, int, int, int]]:
         """``(a, b, ci, cj)`` of the children that exist at ``order + 1``."""
@@ -704,29 +742,13 @@ class ShrinkPlate(PlateTask):
         return [(ci - 2 * self.i, cj - 2 * self.j, ci, cj) for ci, cj in kids
                 if (ci, cj) in existing]
 
-    def _half(self, ci: int, cj: int) -> str | None:
-        """The half plate child ``(ci, cj)``'s FITS tile group writes, or None below the
-        deepest order's children."""
-        spec = self.spec
-        if self.order + 1 != spec.order:
-            return None
-        return str(self.layout.half_plate(self.order + 1, ci, cj,
-                                          plan.unit_of(spec, self.order + 1, ci, cj)))
+    def _from_halves(self) -> bool:
+        return self.order + 1 == self.spec.order
 
     def requires(self):
-        """Each child plate; of the deepest order, each child's FITS tile group (which writes
-        its half) and, while the half is not on disk, the child plate itself: a half removed
-        (``keep_intermediate = false``) after its group was complete is not written again, and
-        the child plate is shrunk instead."""
         spec = self.spec
-        reqs = []
-        for _, _, ci, cj in self._children():
-            half = self._half(ci, cj)
-            if half is not None:
-                reqs.append(PlateTiles(map=self.map, order=self.order + 1, i=ci, j=cj))
-            if half is None or not os.path.exists(half):
-                reqs.append(plate_task(self.map, spec, self.order + 1, ci, cj))
-        return reqs
+        return [plate_task(self.map, spec, self.order + 1, ci, cj)
+                for _, _, ci, cj in self._children()]
 
     def output(self):
         return self.target(self.layout.plate(self.order, self.i, self.j, self.unit))
@@ -734,9 +756,8 @@ class ShrinkPlate(PlateTask):
     def intermediate_inputs(self):
         inputs = []
         for _, _, ci, cj in self._children():
-            half = self._half(ci, cj)
-            if half is not None:
-                inputs.append((half, [self]))
+            if self._from_halves():
+                inputs.append((_half_plate_file(self.spec, self.layout, ci, cj), [self]))
             inputs.append(_plate_input(self, self.order + 1, ci, cj))
         return inputs
 
@@ -747,26 +768,42 @@ class ShrinkPlate(PlateTask):
     def work(self) -> None:
 
         spec = self.spec
-        upper = plan.grid(spec, self.order + 1)
-        halves = {(a, b): self._shrunk_child(ci, cj, upper.shape())
-                  for a, b, ci, cj in self._children()}
+        kids = self._children()
+        halves = {(a, b): self._shrunk_child(ci, cj, t)
+                  for (a, b, ci, cj), t in zip(kids, self.input(), strict=True)}
         if len(children(spec.grid, self.order, self.i, self.j)) == 1:
-            parent = np.asarray(halves[(0, 0)], dtype=np.float32)
+            parent = halves[(0, 0)]
         else:
-            parent = assemble_quad(halves, upper.plate_side // 2)
+            parent = assemble_quad(halves, plan.grid(spec, self.order + 1).plate_side // 2)
         header = plan.grid(spec, self.order).plate_header(self.i, self.j, spec.frame,
                                                           padded=False)
         artifacts.write_plate(self.output().path, parent, header)
 
-    def _shrunk_child(self, ci: int, cj: int, shape: tuple[int, int]) -> np.ndarray:
-        """Child ``(ci, cj)`` shrunk by 2: its half plate when there is one, else the child
-        plate read (:func:`_read_plate`) and shrunk."""
-        half = self._half(ci, cj)
-        if half is not None and os.path.exists(half):
-            artifacts.check_plate(half, (shape[0] // 2, shape[1] // 2))
-            return artifacts.read_plate(half)
-        source = plate_task(self.map, self.spec, self.order + 1, ci, cj)
-        return shrink2(_read_plate(self, self.order + 1, ci, cj, source.output()))
+    def _shrunk_child(self, ci: int, cj: int, target) -> np.ndarray:
+        """Child ``(ci, cj)`` (read from ``target``, its :func:`plate_task`'s output) shrunk by
+        2, float32."""
+        spec = self.spec
+        if not self._from_halves():
+            return shrink2(_read_plate(self, self.order + 1, ci, cj, target))
+        path = _half_plate_file(spec, self.layout, ci, cj)
+        if os.path.exists(path):
+            half = artifacts.read_half_plate(path)
+        else:  # removed, or the mosaic was kept from an older run: the same bits again
+            mosaic = self.layout.mosaic(ci, cj, plan.unit_of(spec, spec.order, ci, cj))
+            artifacts.check_plate(mosaic, spec.grid.shape(padded=True))
+            padded = artifacts.read_plate(mosaic, count=False)
+            count_read(mosaic, crop_read_bytes(padded.shape, spec.grid.pad, padded.itemsize))
+            half = _uncorrected_half(spec, padded)
+        side = spec.grid.plate_side // 2
+        if half.data.shape != (side, side):
+            raise OSError(f"{path}: half plate {half.data.shape}, expected {(side, side)}")
+        plane, edges = artifacts.read_plate_correction(target.path)
+        if plane is None:
+            return half.data
+        correction = block_mean_correction(spec.grid.plate_side, spec.grid.origin(ci, cj),
+                                           plane, edges, plane_crpix(spec.grid.face_side),
+                                           half.partial, half.members)
+        return (half.data - correction).astype(np.float32)
 
 
 class PlateTiles(PlateTask):
@@ -786,46 +823,11 @@ class PlateTiles(PlateTask):
     def complete(self) -> bool:
         return super().complete() and _plate_exists(self)
 
-    def half_plate(self) -> str | None:
-        """At the deepest order, the plate shrunk by 2 (:meth:`StorageLayout.half_plate`) that
-        this group writes for the shrink into its parent; None at other orders or without a
-        parent."""
-        spec = self.spec
-        if self.order != spec.order or _parent_plate(spec, self.order, self.i, self.j) is None:
-            return None
-        return str(self.layout.half_plate(self.order, self.i, self.j, self.unit))
-
     def intermediate_inputs(self):
-        inputs = [_plate_input(self, self.order, self.i, self.j)]
-        half = self.half_plate()
-        if half is not None:  # written again when a healed group is redone: gone if not needed
-            parent = _parent_plate(self.spec, self.order, self.i, self.j)
-            inputs.append((half, [ShrinkPlate(map=self.map, order=self.order - 1, i=parent[0],
-                                              j=parent[1])]))
-        return inputs
+        return [_plate_input(self, self.order, self.i, self.j)]
 
     def work(self) -> None:
-        plate = _read_plate(self, self.order, self.i, self.j, self.input())
-        half = self.half_plate()
-        if half is not None:
-            # The shrink to the next order reads this quarter-size copy instead of the plate
-            # again: the deepest plates are the map's largest reads.
-            artifacts.write_plate(half, shrink2(plate),
-                                  _half_header(self.spec, self.order, self.i, self.j))
-        _write_fits_group(self, plate)
-
-
-def _half_header(spec: MapSpec, order: int, i: int, j: int) -> fits.Header:
-    """The WCS of plate ``(i, j)`` of ``order`` shrunk by 2: its parent's, moved to the part
-    of the parent it fills."""
-    pi, pj = _parent_plate(spec, order, i, j)
-    header = plan.grid(spec, order - 1).plate_header(pi, pj, spec.frame, padded=False)
-    kids = children(spec.grid, order - 1, pi, pj)
-    if len(kids) > 1:
-        side = plan.grid(spec, order).plate_side // 2
-        header["CRPIX1"] -= (i - 2 * pi) * side  # child (a, b) fills columns a*side ..
-        header["CRPIX2"] -= (j - 2 * pj) * side  # and rows b*side ..
-    return header
+        _write_fits_group(self, _read_plate(self, self.order, self.i, self.j, self.input()))
 
 
 def _write_fits_group(task: PlateTask, plate: np.ndarray) -> list[int]:
@@ -942,29 +944,20 @@ class Histogram(HipsTask):
 
 
 class PlatePNGs(PlateTask):
-    """The 8-bit PNG tiles (mViewer) of plate ``(i, j)`` at ``order`` and, below the deepest
-    order, its FITS tiles (mHiPSTiles) too, both from one read of the plate; their manifests;
-    at orders 0 to 3 also the group's Allsky part (its tiles reduced for the Allsky files and
-    the preview, :class:`~hipsluigi.metadata.allsky.AllskyPart`), so that
-    :class:`HiPSMetadata` need not read the tiles back.
+    """The FITS tiles (mHiPSTiles) and the 8-bit PNG tiles (mViewer) of plate ``(i, j)`` at
+    ``order``, both from one read of the plate, and their two manifests; at orders 0 to 3
+    also the group's Allsky part (its tiles reduced for the Allsky files and the preview,
+    :class:`~hipsluigi.metadata.allsky.AllskyPart`), so that :class:`HiPSMetadata` need not
+    read the tiles back.
 
-    At the deepest order the FITS tiles are :class:`PlateTiles`'s, cut with the half plate the
-    shrink reads, and the PNGs are made from them: the mosaic, the largest file of a plate, is
-    read once after the background fit, and can go before the stretch is known. Below it the
-    FITS tiles are cut unless their group is already complete (a map whose FITS tiles were
-    made by :class:`PlateTiles`, for ``AllSkyFITS``); they come first and their manifest is
-    written before any PNG. As for :class:`PlateTiles`, each manifest follows a size check of
-    every tile it lists, and a group whose plate vanished is redone. The PNG manifest comes
-    last.
+    The FITS tiles are cut unless their group is already complete (a map whose FITS tiles
+    were made by :class:`PlateTiles`, for ``AllSkyFITS``); they come first and their
+    manifest is written before any PNG. As for :class:`PlateTiles`, each manifest follows a
+    size check of every tile it lists, and a group whose plate vanished is redone. The PNG
+    manifest comes last.
     """
 
-    def _from_fits_tiles(self) -> bool:
-        """Whether the PNGs are made from the group's FITS tiles (the deepest order)."""
-        return self.order == self.spec.order
-
     def requires(self):
-        if self._from_fits_tiles():
-            return {"fits": self.fits_group(), "stretch": Histogram(map=self.map)}
         return {"plate": plate_task(self.map, self.spec, self.order, self.i, self.j),
                 "stretch": Histogram(map=self.map)}
 
@@ -985,8 +978,6 @@ class PlatePNGs(PlateTask):
 
     def complete(self) -> bool:
         part = self.allsky_part()
-        # Incomplete without its FITS group, even where it requires it: Luigi looks at the
-        # requirements of incomplete tasks only.
         return (super().complete() and os.path.exists(self.fits_group().output().path)
                 and (part is None or os.path.exists(part)) and _plate_exists(self))
 
@@ -998,34 +989,25 @@ class PlatePNGs(PlateTask):
         super().dry_run()
 
     def intermediate_inputs(self):
-        if self._from_fits_tiles():
-            return []
         return [_plate_input(self, self.order, self.i, self.j)]
 
     def work(self) -> None:
 
         spec = self.spec
+        plate = _read_plate(self, self.order, self.i, self.j, self.input()["plate"])
         fits_manifest = self.fits_group().output().path
+        if os.path.exists(fits_manifest):
+            wanted = set(artifacts.read_manifest(fits_manifest)["tiles"])
+        else:
+            wanted = set(_write_fits_group(self, plate))
         part = self.allsky_part()
         if os.path.exists(self.output().path) and (part is None or os.path.exists(part)):
-            if not os.path.exists(fits_manifest):  # only the FITS tiles were missing
-                _write_fits_group(self, _read_plate(self, self.order, self.i, self.j,
-                                                    self.input()["plate"]))
-            return
-        if self._from_fits_tiles():
-            tiles = self._read_fits_tiles(artifacts.read_manifest(fits_manifest)["tiles"])
-        else:
-            plate = _read_plate(self, self.order, self.i, self.j, self.input()["plate"])
-            if os.path.exists(fits_manifest):
-                wanted = set(artifacts.read_manifest(fits_manifest)["tiles"])
-            else:
-                wanted = set(_write_fits_group(self, plate))
-            tiles = plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j,
-                                npix=wanted)
+            return  # only the FITS tiles were missing
         stretch = artifacts.read_stretch(self.input()["stretch"].path)
         sizes = {}
         kept: tuple[list, list] = ([], [])  # the FITS and PNG tiles, for the Allsky part
-        for npix, tile in tiles:
+        for npix, tile in plate_tiles(plate, plan.grid(spec, self.order), self.i, self.j,
+                                      npix=wanted):
             pixels = png_pixels(tile, stretch)
             png = png_bytes(pixels)
             write_bytes_atomic(self.layout.unit_tile(self.order, npix, "png", self.unit), png)
@@ -1042,17 +1024,6 @@ class PlatePNGs(PlateTask):
                                                           block))
         artifacts.write_manifest(self.output().path, self.order, plate_name(self.i, self.j),
                                  list(sizes), stretch=stretch_id(spec))
-
-    def _read_fits_tiles(self, npix: list[int]):
-        """``(npix, tile)`` of the group's FITS tiles on its unit, in the plate's tile order
-        (:func:`~hipsluigi.tiles.cut.plate_tiles`'s), as float32 ``[row, col]``."""
-        spec, wanted = self.spec, {int(n) for n in npix}
-        for n in plan.grid(spec, self.order).tiles(self.i, self.j)[0]:
-            if int(n) not in wanted:
-                continue
-            path = self.layout.unit_tile(self.order, int(n), "fits", self.unit)
-            count_read(path, os.path.getsize(path))
-            yield int(n), read_fits_tile(path, spec.tile_width).astype(np.float32)
 
 
 def _all_plate_tasks(map_name: str, spec: MapSpec, family) -> list[PlateTask]:
@@ -1078,8 +1049,7 @@ class HiPSMetadata(HipsTask):
     """
 
     def requires(self):
-        # PlatePNGs completes the FITS group too: from the same read of the plate, or at the
-        # deepest order by requiring it (PlateTiles writes the half plate with it).
+        # PlatePNGs completes the FITS group too, from the same read of the plate.
         return {"pngs": _all_plate_tasks(self.map, self.spec, PlatePNGs),
                 "stretch": Histogram(map=self.map)}
 

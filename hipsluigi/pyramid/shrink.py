@@ -13,6 +13,7 @@ Arrays are indexed ``[row, col]``; row 0 is the first FITS row.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -123,6 +124,51 @@ def shrink2(plate: np.ndarray) -> np.ndarray:
         If a side of ``plate`` is odd.
     """
     return block_nanmean(plate, 2, np.float32)
+
+
+class HalfPlate(NamedTuple):
+    """A plate shrunk by 2 (:func:`shrink2`), with what its blocks' blank pixels were.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        float32 ``(rows / 2, cols / 2)``: the NaN-ignoring 2 x 2 means.
+    partial : numpy.ndarray
+        int64: the flat indices (row-major, into ``data``) of the blocks with 1 to 3 finite
+        pixels.
+    members : numpy.ndarray
+        uint8, one per ``partial`` block: which of its pixels are finite, bit ``2 r + c`` for
+        the pixel at row ``r``, column ``c`` of the block.
+    """
+
+    data: np.ndarray
+    partial: np.ndarray
+    members: np.ndarray
+
+
+def shrink2_with_members(plate: np.ndarray) -> HalfPlate:
+    """:func:`shrink2` of ``plate``, and the finite pixels of its partly blank blocks: what a
+    correction field subtracted later needs to be averaged over the same pixels
+    (:func:`hipsluigi.background.seams.block_mean_correction`).
+
+    Parameters
+    ----------
+    plate : numpy.ndarray
+        Plate ``[row, col]`` with even sides (float32 of either byte order).
+
+    Returns
+    -------
+    HalfPlate
+    """
+    data = shrink2(plate)
+    rows, cols = plate.shape
+    members = np.zeros(data.shape, dtype=np.uint8)
+    for r in range(2):
+        for c in range(2):
+            members |= np.isfinite(plate[r::2, c::2]).astype(np.uint8) << (2 * r + c)
+    flat = members.ravel()
+    partial = np.flatnonzero((flat != 0) & (flat != 15))
+    return HalfPlate(data, partial.astype(np.int64), flat[partial])
 
 
 def assemble_quad(children: Mapping[tuple[int, int], np.ndarray | None], side: int) -> np.ndarray:

@@ -42,6 +42,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from hipsluigi.background.overlap import DifferenceFit
+from hipsluigi.pyramid.shrink import HalfPlate
 from hipsluigi.storage.atomic import write_atomic, write_fits_atomic, write_text_atomic
 from hipsluigi.storage.iometer import count_read
 from hipsluigi.stretch.histogram import PixelHistogram
@@ -163,6 +164,34 @@ def write_plate_mosaic(path: PathLike, data: np.ndarray, plate_header: Mapping,
         # astropy continues a long HISTORY on further cards: the file name is never cut.
         header.add_history(f"skipped {escape_text(reason)}")
     write_plate(path, data, header, image_planes, skipped_images)
+
+
+def write_half_plate(path: PathLike, half: HalfPlate, header: fits.Header) -> None:
+    """Write a deepest plate shrunk by 2 before its correction
+    (:class:`~hipsluigi.pyramid.shrink.HalfPlate`), atomically: the means as the primary
+    image, the partly blank blocks as the ``PARTIAL`` table (``index``, ``members``)."""
+    table = fits.BinTableHDU.from_columns([
+        fits.Column("index", "K", array=np.asarray(half.partial, dtype=np.int64)),
+        fits.Column("members", "B", array=np.asarray(half.members, dtype=np.uint8)),
+    ], name="PARTIAL", header=fits.Header([("COMMENT", "blocks with 1 to 3 finite pixels: "
+                                           "flat index, bit 2 r + c set if finite")]))
+    write_fits_atomic(path, fits.HDUList([fits.PrimaryHDU(half.data, header), table]))
+
+
+def read_half_plate(path: PathLike) -> HalfPlate:
+    """A :func:`write_half_plate` file as a :class:`~hipsluigi.pyramid.shrink.HalfPlate`
+    (native float32 means), counted as read whole; ``OSError`` naming the file if it is not
+    one."""
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            data = np.asarray(hdul[0].data, dtype=np.float32)
+            rows = hdul["PARTIAL"].data
+            half = HalfPlate(data, np.asarray(rows["index"], dtype=np.int64),
+                             np.asarray(rows["members"], dtype=np.uint8))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise OSError(f"{path}: not a readable half plate ({err})") from err
+    count_read(path, os.path.getsize(path))
+    return half
 
 
 def read_plate(path: PathLike, memmap: bool = True, count: bool = True) -> np.ndarray:

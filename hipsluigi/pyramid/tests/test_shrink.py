@@ -14,6 +14,7 @@ from hipsluigi.pyramid.shrink import (
     crop_padding,
     crop_read_bytes,
     shrink2,
+    shrink2_with_members,
 )
 
 
@@ -182,3 +183,18 @@ def test_block_nanmean_of_a_stack_is_each_array_reduced_alone_bit_for_bit(dtype)
     for k in range(5):
         alone = block_nanmean(np.ascontiguousarray(stack[k]), 8, dtype)
         assert together[k].tobytes() == alone.tobytes()
+
+
+def test_shrink2_with_members_names_the_finite_pixels_of_each_partly_blank_block():
+    nan = np.nan
+    plate = np.array([[1, nan, 5, 6],
+                      [nan, nan, 7, 8],
+                      [nan, nan, 2, nan],
+                      [nan, nan, nan, 3]], dtype=np.float32)
+    half = shrink2_with_members(plate)
+    assert np.array_equal(half.data, shrink2(plate), equal_nan=True)
+    # block (0, 0) has only its top-left pixel (bit 0); block (1, 1) its top-left (bit 0)
+    # and bottom-right (bit 3); (0, 1) is whole and (1, 0) blank: neither is listed
+    assert half.partial.tolist() == [0, 3]
+    assert half.members.tolist() == [0b0001, 0b1001]
+    assert half.data[0, 0] == 1 and half.data[1, 1] == 2.5

@@ -34,7 +34,7 @@ install_indexed_scheduler()  # --local-scheduler runs of any size: see hipsluigi
 install_command_line_checks()  # bad names and settings: one line, before any task runs
 thread_pools()  # found once, here, for every task process the Luigi worker forks
 
-__version__ = "0.8.0"
+__version__ = "0.9.0"
 
 __all__ = [
     "AllMaps", "AllSkyFITS", "AllSkyPNGs", "BackgroundModel", "ColourPNGs", "CorrectPlate",

@@ -304,18 +304,26 @@ def test_a_deepest_plate_read_through_its_correction_is_the_corrected_copy_bit_f
     assert checked == 6
 
 
-def test_a_half_plate_gone_is_made_again_from_the_mosaic_to_the_same_bits(kept):
-    """An order-2 plate deleted with the deepest half plates it was shrunk from (the mosaics
-    kept): its shrink makes the halves again from the mosaics, and the tiles are identical."""
+@pytest.mark.parametrize("damage", ["deleted", "unreadable"])
+def test_a_half_plate_gone_or_unreadable_is_made_again_from_the_mosaic_to_the_same_bits(
+        kept, damage):
+    """An order-2 plate deleted, and the deepest half plate it was shrunk from deleted or
+    overwritten (the mosaics kept): its shrink makes the half again from the mosaic, naming
+    an unreadable one, and the tiles are identical."""
     before = _tile_hashes(kept / "u0" / NAME / "HiPS")
-    halves = sorted(kept.glob(f"u*/{NAME}/plates/order3/*.half.fits"))
-    plate = sorted(kept.glob(f"u*/{NAME}/plates/order2/plate_*.fits"))[0]
-    assert halves
-    for path in [*halves, plate]:
-        path.unlink()
+    plates = sorted(kept.glob(f"u*/{NAME}/plates/order2/plate_*.fits"))
+    plate = plates[0 if damage == "deleted" else 1]  # a plate of its own for each case
+    half = plate.parents[1] / "order3" / plate.name.replace(".fits", ".half.fits")
+    assert half.exists()  # at order 3 with 5 x 5 plates, each plate has one child
+    plate.unlink()
+    if damage == "deleted":
+        half.unlink()
+    else:
+        half.write_text("not a FITS file\n")
     started = time.time()
-    _finish(_start(kept, keep=True))
+    out = _finish(_start(kept, keep=True))
     ran = [r.family for r in read_records(kept / "u0" / NAME / "records", since=started)]
     assert ran.count("ShrinkPlate") == 1 and "PlateMosaic" not in ran
     assert plate.exists()
+    assert (str(half) in out and "made again from the mosaic" in out) == (damage != "deleted")
     assert _tile_hashes(kept / "u0" / NAME / "HiPS") == before

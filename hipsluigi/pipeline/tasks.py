@@ -785,18 +785,7 @@ class ShrinkPlate(PlateTask):
         spec = self.spec
         if not self._from_halves():
             return shrink2(_read_plate(self, self.order + 1, ci, cj, target))
-        path = _half_plate_file(spec, self.layout, ci, cj)
-        if os.path.exists(path):
-            half = artifacts.read_half_plate(path)
-        else:  # removed, or the mosaic was kept from an older run: the same bits again
-            mosaic = self.layout.mosaic(ci, cj, plan.unit_of(spec, spec.order, ci, cj))
-            artifacts.check_plate(mosaic, spec.grid.shape(padded=True))
-            padded = artifacts.read_plate(mosaic, count=False)
-            count_read(mosaic, crop_read_bytes(padded.shape, spec.grid.pad, padded.itemsize))
-            half = _uncorrected_half(spec, padded)
-        side = spec.grid.plate_side // 2
-        if half.data.shape != (side, side):
-            raise OSError(f"{path}: half plate {half.data.shape}, expected {(side, side)}")
+        half = self._read_half(ci, cj)
         plane, edges = artifacts.read_plate_correction(target.path)
         if plane is None:
             return half.data
@@ -804,6 +793,28 @@ class ShrinkPlate(PlateTask):
                                            plane, edges, plane_crpix(spec.grid.face_side),
                                            half.partial, half.members)
         return (half.data - correction).astype(np.float32)
+
+    def _read_half(self, ci: int, cj: int) -> HalfPlate:
+        """Deepest child ``(ci, cj)``'s half plate; made again from its mosaic, to the same
+        bits, when it is gone (removed, or the mosaic is an older release's) or cannot be
+        read (named in the log)."""
+        spec = self.spec
+        side = spec.grid.plate_side // 2
+        path = _half_plate_file(spec, self.layout, ci, cj)
+        if os.path.exists(path):
+            try:
+                half = artifacts.read_half_plate(path)
+                if half.data.shape == (side, side):
+                    return half
+                log.warning("%s: %s holds %s pixels, not %s: made again from the mosaic",
+                            self.plate_label, path, half.data.shape, (side, side))
+            except OSError as err:
+                log.warning("%s: %s: made again from the mosaic", self.plate_label, err)
+        mosaic = self.layout.mosaic(ci, cj, plan.unit_of(spec, spec.order, ci, cj))
+        artifacts.check_plate(mosaic, spec.grid.shape(padded=True))
+        padded = artifacts.read_plate(mosaic, count=False)
+        count_read(mosaic, crop_read_bytes(padded.shape, spec.grid.pad, padded.itemsize))
+        return _uncorrected_half(spec, padded)
 
 
 class PlateTiles(PlateTask):

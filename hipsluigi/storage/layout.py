@@ -129,8 +129,9 @@ class StorageLayout:
         return self.unit(u) / "plates" / f"order{order}" / f"{plate_name(i, j)}.correction.npz"
 
     def half_plate(self, order: int, i: int, j: int, u: int) -> Path:
-        """A deepest-order plate shrunk by 2, written with its FITS tiles from the same read,
-        so that the shrink into its parent reads a quarter of the plate's bytes."""
+        """A deepest-order plate shrunk by 2 before its background correction, written by its
+        mosaic task from the pixels in memory, so that the shrink into its parent reads a
+        quarter of the plate's bytes."""
         return self.unit(u) / "plates" / f"order{order}" / f"{plate_name(i, j)}.half.fits"
 
     def plate_histogram(self, order: int, i: int, j: int, u: int) -> Path:

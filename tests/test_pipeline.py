@@ -129,7 +129,8 @@ def test_every_parent_tile_is_the_nan_mean_of_its_four_children(built):
 
 def test_a_plate_shrunk_from_four_deepest_halves_is_the_nan_mean_of_its_children(tmp_path):
     """With 10 x 10 plates at order 1 and 5 x 5 at order 0, each order-0 plate is made from
-    the half plates of four deepest plates, which their FITS groups wrote."""
+    the half plates of four deepest plates, which their mosaic tasks wrote; a half's WCS puts
+    its pixels where its parent plate's WCS puts the same pixels of the parent."""
     options = {k: dict(v) for k, v in CONFIG.items()}
     options["hips"].update(name="quad", order=1, nplate=10,
                            storage=f"{tmp_path}/u0,{tmp_path}/u1")
@@ -139,6 +140,20 @@ def test_a_plate_shrunk_from_four_deepest_halves_is_the_nan_mean_of_its_children
     halves = list(tmp_path.glob("u*/quad/plates/order1/*.half.fits"))
     assert len(halves) == 12 * 4  # every plate of order 1: 12 face cells of 2 x 2 plates
     assert _parents_checked(tmp_path / "u0" / "quad" / "HiPS", 1) == 12
+    from astropy.wcs import WCS
+
+    for half in halves[:8]:
+        i, j = (int(n) for n in half.name.split(".")[0].split("_")[1:])
+        parent = next(tmp_path.glob(f"u*/quad/plates/order0/plate_{i // 2:02d}_{j // 2:02d}.fits"))
+        header = fits.getheader(half)
+        side = header["NAXIS1"]
+        x, y = np.meshgrid([0.0, 5.0, side - 1.0], [0.0, 7.0, side - 1.0])  # 0-based, x columns
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # HPX headers' informational FITSFixedWarning
+            there = WCS(fits.getheader(parent)).pixel_to_world_values(
+                x + (i % 2) * side, y + (j % 2) * side)
+            here = WCS(header).pixel_to_world_values(x, y)
+        np.testing.assert_allclose(here, there, atol=1e-9)
 
 
 @pytest.mark.parametrize("order", [0, ORDER])

@@ -64,6 +64,15 @@ def block_nanmean(data: np.ndarray, factor: int, dtype: DTypeLike = np.float32) 
     dtype = np.dtype(dtype)
     if data.ndim > 2:
         return _stack_block_nanmean(data, factor, dtype)
+    total, count = _block_sums(data, factor, dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count  # 0/0 is NaN: a blank block
+
+
+def _block_sums(data: np.ndarray, factor: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The sums of the finite values of a 2-D array's blocks and their counts, in ``dtype``,
+    in :func:`block_nanmean`'s order."""
+    rows, cols = data.shape
     if data.dtype.kind != "f" or data.dtype.itemsize != dtype.itemsize:
         data = np.asarray(data, dtype=dtype)
     total = np.zeros((rows // factor, cols // factor), dtype=dtype)
@@ -75,8 +84,7 @@ def block_nanmean(data: np.ndarray, factor: int, dtype: DTypeLike = np.float32) 
             finite = np.isfinite(part)
             total += np.where(finite, part, zero)
             count += finite
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return total / count  # 0/0 is NaN: a blank block
+    return total, count
 
 
 def _stack_block_nanmean(data: np.ndarray, factor: int, dtype: np.dtype) -> np.ndarray:
@@ -160,15 +168,20 @@ def shrink2_with_members(plate: np.ndarray) -> HalfPlate:
     -------
     HalfPlate
     """
-    data = shrink2(plate)
     rows, cols = plate.shape
-    members = np.zeros(data.shape, dtype=np.uint8)
-    for r in range(2):
-        for c in range(2):
-            members |= np.isfinite(plate[r::2, c::2]).astype(np.uint8) << (2 * r + c)
-    flat = members.ravel()
-    partial = np.flatnonzero((flat != 0) & (flat != 15))
-    return HalfPlate(data, partial.astype(np.int64), flat[partial])
+    if rows % 2 or cols % 2:
+        raise ValueError(f"cannot shrink a plate of shape {plate.shape} by 2: odd shape")
+    total, count = _block_sums(plate, 2, np.dtype(np.float32))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        data = total / count  # shrink2's bits
+    partial = np.flatnonzero((count > 0) & (count < 4))
+    r, c = np.divmod(partial, cols // 2)
+    members = np.zeros(partial.size, dtype=np.uint8)
+    for dr in range(2):
+        for dc in range(2):
+            finite = np.isfinite(plate[2 * r + dr, 2 * c + dc]).astype(np.uint8)
+            members |= finite << np.uint8(2 * dr + dc)
+    return HalfPlate(data, partial.astype(np.int64), members)
 
 
 def assemble_quad(children: Mapping[tuple[int, int], np.ndarray | None], side: int) -> np.ndarray:

@@ -140,8 +140,9 @@ def test_a_third_run_runs_nothing(resumed):
     assert read_records(resumed["root"] / "u0" / NAME / "records", since=started) == []
     assert "already done" in out or "were already done" in out or "complete" in out
 
-def test_a_tile_healed_after_the_halves_went_has_its_plate_shrunk_from_the_deepest(kept,
-                                                                                  resumed):
+
+def test_a_tile_healed_after_the_halves_went_has_them_made_again_with_their_mosaics(kept,
+                                                                                    resumed):
     """With ``keep_intermediate = false`` the half plates go with the rest. A deleted order-2
     tile needs its plate again: its shrink needs the deepest plates' corrections, whose
     mosaics are made again with their halves; the tiles come back identical and the files
@@ -158,7 +159,6 @@ def test_a_tile_healed_after_the_halves_went_has_its_plate_shrunk_from_the_deepe
     assert ran.count("PlateMosaic") >= 1 and "PlateTiles" not in ran
     assert _tile_hashes(root / "u0" / NAME / "HiPS") == _tile_hashes(kept / "u0" / NAME / "HiPS")
     assert _intermediates(root) == []
-
 
 
 def test_each_unit_holds_its_own_plates_tiles_and_the_base_links_them(kept):

@@ -170,18 +170,14 @@ def block_mean_correction(side: int, origin: tuple[int, int], plane: tuple[float
         float64 ``(side / 2, side / 2)`` ``[row, col]``.
     """
     half = side // 2
-
-    def pairs(x: np.ndarray) -> np.ndarray:
-        return 0.5 * (x[0::2] + x[1::2])
-
     p1 = np.arange(side, dtype=np.float64) + origin[0]  # along columns
     p2 = np.arange(side, dtype=np.float64) + origin[1]  # along rows
-    out = _plane(plane, pairs(p1)[None, :], pairs(p2)[:, None], crpix)
+    out = _plane(plane, _pair_means(p1)[None, :], _pair_means(p2)[:, None], crpix)
     curves = None
     if edges is not None:
         curves = [edge_curve(edges[k], side) for k in range(4)]
         t = np.linspace(0.0, 1.0, side)
-        out = out + _coons_sum(curves, pairs(t), pairs(1 - t), pairs)
+        out = out + _coons_sum(curves, _pair_means(t), _pair_means(1 - t))
     if partial.size:
         rows, cols = np.divmod(partial, half)
         bits = np.array([1, 2, 4, 8], dtype=np.uint8)
@@ -195,18 +191,18 @@ def block_mean_correction(side: int, origin: tuple[int, int], plane: tuple[float
     return out
 
 
-def _coons_sum(curves, v: np.ndarray, w: np.ndarray, pairs) -> np.ndarray:
+def _pair_means(x: np.ndarray) -> np.ndarray:
+    """Means of consecutive pairs ``(x[0], x[1]), (x[2], x[3]), ...``."""
+    return 0.5 * (x[0::2] + x[1::2])
+
+
+def _coons_sum(curves, v: np.ndarray, w: np.ndarray) -> np.ndarray:
     """:func:`coons_patch`'s field averaged over 2 x 2 blocks, in float64: ``v`` the pair
     means of the blending weight ``t`` and ``w`` of ``1 - t`` (the same along rows and
     columns)."""
-    bottom, top, left, right = curves
-    u_, w_u = v[None, :], w[None, :]  # along columns
-    v_, w_v = v[:, None], w[:, None]  # along rows
-    field = (w_v * pairs(bottom)[None, :] + v_ * pairs(top)[None, :]
-             + w_u * pairs(left)[:, None] + u_ * pairs(right)[:, None])
-    corners = (w_u * w_v * bottom[0] + u_ * w_v * bottom[-1] + w_u * v_ * top[0]
-               + u_ * v_ * top[-1])
-    return field - corners
+    bottom, top, left, right = (_pair_means(x) for x in curves)
+    return _coons_blend(bottom[None, :], top[None, :], left[:, None], right[:, None],
+                        v[None, :], v[:, None], w[None, :], w[:, None], _corners(curves))
 
 
 def _coons_at(curves, side: int, r: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -214,10 +210,23 @@ def _coons_at(curves, side: int, r: np.ndarray, c: np.ndarray) -> np.ndarray:
     bottom, top, left, right = curves
     t = np.linspace(0.0, 1.0, side)
     u, v = t[c], t[r]
-    field = (1 - v) * bottom[c] + v * top[c] + (1 - u) * left[r] + u * right[r]
-    corners = ((1 - u) * (1 - v) * bottom[0] + u * (1 - v) * bottom[-1]
-               + (1 - u) * v * top[0] + u * v * top[-1])
-    return field - corners
+    return _coons_blend(bottom[c], top[c], left[r], right[r], u, v, 1 - u, 1 - v,
+                        _corners(curves))
+
+
+def _corners(curves) -> tuple[float, float, float, float]:
+    bottom, top, _, _ = curves
+    return bottom[0], bottom[-1], top[0], top[-1]
+
+
+def _coons_blend(bottom, top, left, right, u, v, ou, ov, corners) -> np.ndarray:
+    """The Coons blend of edge values: ``bottom`` and ``top`` at the pixels' columns, ``left``
+    and ``right`` at their rows, the blending weights ``u`` (columns) and ``v`` (rows) and
+    their complements ``ou = 1 - u``, ``ov = 1 - v``, and the corner values ``(bottom first,
+    bottom last, top first, top last)``; arrays broadcast together."""
+    b0, b1, t0, t1 = corners
+    field = ov * bottom + v * top + ou * left + u * right
+    return field - (ou * ov * b0 + u * ov * b1 + ou * v * t0 + u * v * t1)
 
 
 def coons_patch(edges: np.ndarray, side: int) -> np.ndarray:
@@ -239,12 +248,10 @@ def coons_patch(edges: np.ndarray, side: int) -> np.ndarray:
     numpy.ndarray
         float32 ``(side, side)`` field ``[row, col]``.
     """
-    bottom, top, left, right = (edge_curve(edges[k], side) for k in range(4))
+    curves = [edge_curve(edges[k], side) for k in range(4)]
+    bottom, top, left, right = curves
     t = np.linspace(0.0, 1.0, side)
     u = t[None, :]  # along columns
     v = t[:, None]  # along rows
-    field = ((1 - v) * bottom[None, :] + v * top[None, :]
-             + (1 - u) * left[:, None] + u * right[:, None])
-    corners = ((1 - u) * (1 - v) * bottom[0] + u * (1 - v) * bottom[-1]
-               + (1 - u) * v * top[0] + u * v * top[-1])
-    return (field - corners).astype(np.float32)
+    return _coons_blend(bottom[None, :], top[None, :], left[:, None], right[:, None], u, v,
+                        1 - u, 1 - v, _corners(curves)).astype(np.float32)

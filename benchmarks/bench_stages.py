@@ -15,7 +15,7 @@ Stages (all by default):
   each tile written to a temporary name and renamed) against the disk's write bandwidth
   measured in the same run (the same bytes written as one file), both synced.
 * ``png``: a plate's PNG tiles (stretch, flip, encode, write) against pillow's bare encode of the
-  same 8-bit arrays.
+  same 8-bit arrays; and the gray levels alone, ``Stretch.gray`` against ``searchsorted``.
 
 Every figure is a median over ``--repeat`` runs; ratios compare runs of the same repeat.
 """
@@ -234,7 +234,7 @@ def bench_png(repeat: int, side: int = 4096, width: int = 512) -> None:
     from PIL import Image
 
     from hipsluigi.stretch.histogram import histogram_of
-    from hipsluigi.stretch.stretch import make_stretch
+    from hipsluigi.stretch.stretch import float32_edges, make_stretch
     from hipsluigi.tiles.png import COMPRESS_LEVEL, encode_png, png_pixels
 
     rng = np.random.default_rng(0)
@@ -262,6 +262,25 @@ def bench_png(repeat: int, side: int = 4096, width: int = 512) -> None:
     print(f"PNG: {len(tiles)} tiles of {width}^2, hipsluigi (stretch, flip, encode, write) "
           f"{_median(a) / len(tiles) * 1e3:.1f} ms/tile, pillow's bare encode "
           f"{_median(b) / len(tiles) * 1e3:.1f} ms/tile; ratio {_median(ratio):.2f}")
+
+    # The gray levels alone: Stretch.gray (its look-up table) against searchsorted.
+    edges32 = float32_edges(stretch.edges)
+    flipped = [t[::-1].astype(np.float32) for t in tiles]
+
+    def table():
+        for t in flipped:
+            stretch.gray(t)
+
+    def search():
+        for t in flipped:
+            np.searchsorted(edges32, t, side="left").astype(np.uint8)
+
+    a = [timed(table) for _ in range(repeat)]
+    b = [timed(search) for _ in range(repeat)]
+    ratio = [y / x for x, y in zip(a, b, strict=True)]
+    print(f"gray levels: Stretch.gray {_median(a) / len(tiles) * 1e3:.2f} ms/tile, "
+          f"searchsorted {_median(b) / len(tiles) * 1e3:.2f} ms/tile; the table is "
+          f"{_median(ratio):.1f}x faster")
 
 
 STAGES = {"pipeline": bench_pipeline, "mosaic": bench_mosaic, "shrink": bench_shrink,

@@ -4,7 +4,12 @@
 ``luigi --module hipsluigi AllMaps --maps W1,W2`` builds several in one graph.
 """
 
-from hipsluigi.execution import SlurmTask, install_indexed_scheduler, thread_pools
+from hipsluigi.execution import (
+    SlurmTask,
+    fork_with_one_blas_thread,
+    install_indexed_scheduler,
+    thread_pools,
+)
 from hipsluigi.pipeline.colour import ColourPNGs
 from hipsluigi.pipeline.report import QAReport
 from hipsluigi.pipeline.settings import hips, install_command_line_checks, synthetic
@@ -33,6 +38,7 @@ from hipsluigi.pipeline.tasks import (
 install_indexed_scheduler()  # --local-scheduler runs of any size: see hipsluigi.execution
 install_command_line_checks()  # bad names and settings: one line, before any task runs
 thread_pools()  # found once, here, for every task process the Luigi worker forks
+fork_with_one_blas_thread()  # ... which start with BLAS at one thread
 
 __version__ = "0.9.0"
 

@@ -17,9 +17,15 @@ from hipsluigi.execution.scheduler import (
     install_indexed_scheduler,
 )
 from hipsluigi.execution.slurm_jobs import SlurmJobError, slurm
-from hipsluigi.execution.task import SlurmTask, execution, thread_pools
+from hipsluigi.execution.task import (
+    SlurmTask,
+    execution,
+    fork_with_one_blas_thread,
+    thread_pools,
+)
 
 __all__ = [
     "TESTED_LUIGI", "IndexedScheduler", "IndexedSchedulerFactory", "SlurmJobError", "SlurmTask",
-    "execution", "install_indexed_scheduler", "slurm", "thread_pools",
+    "execution", "fork_with_one_blas_thread", "install_indexed_scheduler", "slurm",
+    "thread_pools",
 ]

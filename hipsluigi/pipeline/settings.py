@@ -135,14 +135,28 @@ def _settings_key(name: str) -> tuple:
     return name, files, cli, os.getcwd()
 
 
+#: The current command line's parsed flags and, by section, its overrides: read once, since
+#: every task asks for its map's spec (:func:`_settings_key`) and the namespace has hundreds
+#: of flags.
+_cli_memo: dict = {}
+
+
 def _cli_overrides(section: str) -> dict[str, object]:
-    """``{key: value}`` of the ``--SECTION-KEY`` flags given on the command line (as typed)."""
+    """``{key: value}`` of the ``--SECTION-KEY`` flags given on the command line (as typed);
+    not to be modified."""
     parser = CmdlineParser.get_instance()
     if parser is None:
         return {}
-    prefix = f"{section}_"
-    return {k[len(prefix):]: v for k, v in vars(parser.known_args).items()
-            if k.startswith(prefix) and v is not None}
+    args = parser.known_args
+    if _cli_memo.get("args") is not args:
+        _cli_memo.clear()
+        _cli_memo["args"] = args
+    found = _cli_memo.get(section)
+    if found is None:
+        prefix = f"{section}_"
+        found = _cli_memo[section] = {k[len(prefix):]: v for k, v in vars(args).items()
+                                      if k.startswith(prefix) and v is not None}
+    return found
 
 
 def _config_text(cfg, section: str, key: str) -> str:

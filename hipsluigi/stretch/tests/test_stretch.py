@@ -8,9 +8,13 @@ from scipy.special import ndtr, ndtri
 from hipsluigi.stretch.histogram import PixelHistogram, histogram_of
 from hipsluigi.stretch.stretch import (
     DEFAULT_LEVELS,
+    MAX_TABLE_STEPS,
     STRETCH_KINDS,
     Level,
     Stretch,
+    float32_edges,
+    float32_keys,
+    gray_table,
     level_texts,
     levels_inverted,
     make_stretch,
@@ -309,3 +313,56 @@ def test_gray_of_float64_and_integer_values_compares_with_the_float64_edges():
     np.testing.assert_array_equal(s.gray(values), _gray_reference(edges, values))
     ints = np.array([-1, 0, 1, 2], dtype=np.int64)
     np.testing.assert_array_equal(s.gray(ints), _gray_reference(edges, ints))
+
+
+def _any_float32(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` float32 of random bit patterns (every sign, exponent, subnormals, infinities
+    and NaNs) plus the signed zeros."""
+    bits = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    return np.concatenate([bits.view(np.float32), np.float32([0.0, -0.0])])
+
+
+def test_float32_keys_order_every_float32_as_numbers():
+    values = _any_float32(np.random.default_rng(5), 200_000)
+    values = values[~np.isnan(values)]
+    keys = float32_keys(values)
+    order = np.argsort(keys, kind="stable")
+    assert (np.diff(values[order].astype(np.float64)) >= 0).all()
+    # equal numbers (the two zeros) are the only ties of value with different keys
+    assert float32_keys(np.float32([-0.0]))[0] + 1 == float32_keys(np.float32([0.0]))[0]
+
+
+@pytest.mark.parametrize("case", ["spread", "zeros", "one_bucket", "duplicates", "tiny"])
+def test_gray_table_gives_searchsorted_for_every_float32(case):
+    rng = np.random.default_rng(11)
+    if case == "spread":  # any magnitude, both signs, infinities
+        edges = np.sort(_any_float32(rng, 4000))
+        edges = edges[~np.isnan(edges)][:: 8][:255]
+    elif case == "zeros":  # -0.0 and +0.0 edges among small numbers of both signs
+        edges = np.sort(np.concatenate([rng.normal(0, 1e-3, 251), [-0.0, 0.0, -0.0, 0.0]]))
+    elif case == "one_bucket":  # MAX_TABLE_STEPS edges one float32 apart: one table entry
+        start = np.float32(1.5)
+        near = [start]
+        for _ in range(MAX_TABLE_STEPS - 1):
+            near.append(np.nextafter(near[-1], np.float32(2)))
+        edges = np.sort(np.concatenate([np.linspace(-4, 1, 255 - MAX_TABLE_STEPS), near]))
+    elif case == "duplicates":  # repeated edges, beyond what one table entry takes
+        edges = np.sort(np.concatenate([np.full(40, 2.0), np.linspace(-1, 3, 215)]))
+    else:  # subnormal edges
+        edges = np.sort(rng.integers(-2_000_000, 2_000_000, 255).astype(np.float64) * 1e-45)
+    e32 = float32_edges(np.asarray(edges, dtype=np.float64))
+    values = np.concatenate([_any_float32(rng, 100_000), e32, _float32_near_edges(e32),
+                             rng.choice(e32, 5000) * np.float32(1.0 + 1e-7)]).astype(np.float32)
+    expected = np.searchsorted(e32, values, side="left")
+    s = Stretch(kind="linear", lo=0.0, hi=1.0, edges=edges, data_min=0.0, data_max=1.0)
+    got = s.gray(values)
+    finite = ~np.isnan(values)
+    np.testing.assert_array_equal(got[finite], expected[finite])
+    assert (got[~finite] == 0).all()
+    if case == "duplicates":
+        assert gray_table(e32).steps > MAX_TABLE_STEPS  # searchsorted took over
+    else:
+        assert gray_table(e32).steps <= MAX_TABLE_STEPS
+        np.testing.assert_array_equal(gray_table(e32).gray(values)[finite], expected[finite])
+    if case == "one_bucket":
+        assert gray_table(e32).steps == MAX_TABLE_STEPS

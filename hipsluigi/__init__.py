@@ -6,8 +6,8 @@
 
 from hipsluigi.execution import (
     SlurmTask,
-    fork_with_one_blas_thread,
     install_indexed_scheduler,
+    ready_task_processes,
     thread_pools,
 )
 from hipsluigi.pipeline.colour import ColourPNGs
@@ -38,7 +38,7 @@ from hipsluigi.pipeline.tasks import (
 install_indexed_scheduler()  # --local-scheduler runs of any size: see hipsluigi.execution
 install_command_line_checks()  # bad names and settings: one line, before any task runs
 thread_pools()  # found once, here, for every task process the Luigi worker forks
-fork_with_one_blas_thread()  # ... which start with BLAS at one thread
+ready_task_processes()  # ... which start with BLAS at one thread and keep freed memory
 
 __version__ = "0.9.0"
 

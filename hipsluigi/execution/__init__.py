@@ -20,12 +20,12 @@ from hipsluigi.execution.slurm_jobs import SlurmJobError, slurm
 from hipsluigi.execution.task import (
     SlurmTask,
     execution,
-    fork_with_one_blas_thread,
+    ready_task_processes,
     thread_pools,
 )
 
 __all__ = [
     "TESTED_LUIGI", "IndexedScheduler", "IndexedSchedulerFactory", "SlurmJobError", "SlurmTask",
-    "execution", "fork_with_one_blas_thread", "install_indexed_scheduler", "slurm",
+    "execution", "install_indexed_scheduler", "ready_task_processes", "slurm",
     "thread_pools",
 ]

@@ -19,6 +19,8 @@ import traceback
 
 from luigi.task_register import Register
 
+from hipsluigi.execution.task import keep_freed_memory
+
 USAGE = "usage: python -m hipsluigi.execution.job [--module M] <TaskFamily> '<params as JSON>'"
 
 
@@ -32,6 +34,7 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    keep_freed_memory()  # a process for one task, as Luigi's forked ones
     family, params = argv
     try:
         for module in modules:

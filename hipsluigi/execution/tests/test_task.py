@@ -287,3 +287,34 @@ print("driver after", blas(), flush=True)
                          check=True).stdout.splitlines()
     assert out == ["driver [2]", "work [1]", "task threads 1", "work [1]", "task threads 1",
                    "driver after [1]"]
+
+
+def test_a_forked_task_process_reuses_freed_memory_instead_of_faulting_it_in_again():
+    """Tile-sized temporaries (a float32 tile, its float64 copy, ...) made and freed over and
+    over in a task process touch the same pages: one round's page faults, not one round's
+    each time."""
+    import subprocess
+    import sys
+
+    probe = """
+import os, resource, numpy as np
+import hipsluigi
+
+def faults(): return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+pid = os.fork()
+if pid == 0:
+    before = faults()
+    for _ in range(50):
+        tile = np.ones(1 << 18, dtype=np.float32)  # 1 MiB
+        wide = tile.astype(np.float64)  # 2 MiB
+        back = (wide * 2).astype(np.float32)
+        del tile, wide, back
+    print(faults() - before, flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    # one round maps 1 + 2 + 2 + 1 MiB: 1,536 pages of 4 KiB
+    assert int(out) < 5000, f"{out.strip()} page faults for 50 rounds of 6 MiB"

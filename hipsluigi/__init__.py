@@ -40,7 +40,7 @@ install_command_line_checks()  # bad names and settings: one line, before any ta
 thread_pools()  # found once, here, for every task process the Luigi worker forks
 ready_task_processes()  # ... which start with BLAS at one thread and keep freed memory
 
-__version__ = "0.9.0"
+__version__ = "0.10.0"
 
 __all__ = [
     "AllMaps", "AllSkyFITS", "AllSkyPNGs", "BackgroundModel", "ColourPNGs", "CorrectPlate",

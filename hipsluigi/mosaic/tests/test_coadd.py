@@ -10,6 +10,7 @@ from hipsluigi.geometry.plates import PlateGrid
 from hipsluigi.geometry.sky import plate_cap, plate_pixel_vectors
 from hipsluigi.mosaic.coadd import mosaic_plate
 from hipsluigi.mosaic.engines import ENGINES, bilinear_sample, engine_for
+from hipsluigi.mosaic.images import ImageCache
 from hipsluigi.spec import MapSpec, SyntheticSpec
 from hipsluigi.surveys.base import BadImageError, SurveyImage
 from hipsluigi.surveys.synthetic import SyntheticSurvey
@@ -167,3 +168,37 @@ def test_matched_images_get_back_their_offsets_up_to_one_constant():
     assert abs(got[:, 0].sum()) < 1e-6 and np.abs(got[:, 1:]).max() < 1e-6
     covered = result.count > 0  # every image now reads 5 + the mean offset
     assert np.allclose(result.data[covered], 5.0 + want.mean(), atol=1e-5)
+
+
+def test_each_image_is_read_once_when_the_plate_holds_more_images_than_the_cache(monkeypatch):
+    """An image's pixels are freed after the last band of blocks that uses it, so a cache
+    that holds a band's images but not the plate's reads every image once: on a plate many
+    blocks wide, a cap around a whole band kept far more images alive than the band uses."""
+    from hipsluigi.mosaic import coadd
+
+    grid = PlateGrid(2, 16, 5, 4)  # plate (2, 2): face 4, about 65 degrees wide
+    loads: dict[str, int] = {}
+
+    def image(lon: float, lat: float) -> SurveyImage:
+        key = f"{lon},{lat}"
+        pixels = np.full((20, 20), 1.0)
+
+        def load():
+            loads[key] = loads.get(key, 0) + 1
+            return pixels
+
+        w = WCS(naxis=2)
+        w.wcs.ctype = ["GLON-TAN", "GLAT-TAN"]
+        w.wcs.crval = [lon % 360, lat]
+        w.wcs.crpix = [10.5, 10.5]
+        w.wcs.cdelt = [-0.5, 0.5]
+        return SurveyImage(key, w, (20, 20), lonlat_to_vec(lon % 360, lat),
+                           np.radians(0.5 * 20), loader=load)
+
+    images = [image(lon, lat) for lon in range(-45, 46, 8) for lat in range(-45, 46, 8)]
+    budget = 60 * 20 * 20 * 8  # 60 of the 144 images, float64: more than a band uses
+    monkeypatch.setattr(coadd, "ImageCache",
+                        lambda images, frame: ImageCache(images, frame, budget_bytes=budget))
+    result = mosaic_plate(grid, 2, 2, images, "galactic", block=8)
+    assert len(result.used_images) > 60  # the plate needs more images than the cache holds
+    assert set(loads.values()) == {1}, f"images read again: {sorted(loads.values())[-5:]}"

@@ -50,6 +50,11 @@ def timed(func) -> float:
     return time.perf_counter() - start
 
 
+def timed_each(repeat: int, first, second) -> tuple[list[float], list[float]]:
+    """Seconds of ``repeat`` runs of ``first``, then of ``repeat`` runs of ``second``."""
+    return [timed(first) for _ in range(repeat)], [timed(second) for _ in range(repeat)]
+
+
 # -- pipeline ----------------------------------------------------------------------------------
 
 def car_grid(width: int):
@@ -177,8 +182,7 @@ def bench_shrink(repeat: int, side: int = 8192) -> None:
         def montage():
             mShrink(str(src), str(tmp / "montage.fits"), 2)
 
-        a = [timed(ours) for _ in range(repeat)]
-        b = [timed(montage) for _ in range(repeat)]
+        a, b = timed_each(repeat, ours, montage)
         ratio = [x / y for x, y in zip(a, b, strict=True)]
     print(f"shrink {side}^2 by 2 (read, shrink, write): hipsluigi {_median(a):.2f} s, "
           f"Montage mShrink {_median(b):.2f} s; ratio {_median(ratio):.2f} (lower is faster)")
@@ -256,8 +260,7 @@ def bench_png(repeat: int, side: int = 4096, width: int = 512) -> None:
                 Image.fromarray(arr, mode="LA").save(io.BytesIO(), format="PNG",
                                                      compress_level=COMPRESS_LEVEL)
 
-        a = [timed(ours) for _ in range(repeat)]
-        b = [timed(bare) for _ in range(repeat)]
+        a, b = timed_each(repeat, ours, bare)
     ratio = [x / y for x, y in zip(a, b, strict=True)]
     print(f"PNG: {len(tiles)} tiles of {width}^2, hipsluigi (stretch, flip, encode, write) "
           f"{_median(a) / len(tiles) * 1e3:.1f} ms/tile, pillow's bare encode "
@@ -275,8 +278,7 @@ def bench_png(repeat: int, side: int = 4096, width: int = 512) -> None:
         for t in flipped:
             np.searchsorted(edges32, t, side="left").astype(np.uint8)
 
-    a = [timed(table) for _ in range(repeat)]
-    b = [timed(search) for _ in range(repeat)]
+    a, b = timed_each(repeat, table, search)
     ratio = [y / x for x, y in zip(a, b, strict=True)]
     print(f"gray levels: Stretch.gray {_median(a) / len(tiles) * 1e3:.2f} ms/tile, "
           f"searchsorted {_median(b) / len(tiles) * 1e3:.2f} ms/tile; the table is "

@@ -148,12 +148,21 @@ def keep_freed_memory() -> bool:
     each tile-sized temporary was mapped, zeroed page by page and unmapped again: twice the
     page faults and about 3 s more system time on the WMAP benchmark.
     """
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
-    except (OSError, AttributeError, TypeError):
+    mallopt = _mallopt()
+    if mallopt is None:
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, _TASK_MMAP_THRESHOLD)
                 and mallopt(_M_TRIM_THRESHOLD, _TASK_TRIM_THRESHOLD))
+
+
+@functools.cache
+def _mallopt():
+    """The C library's ``mallopt``, or None; found once (``find_library`` runs ``ldconfig``),
+    here by :func:`ready_task_processes`, so that forked task processes inherit it."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):
+        return None
 
 
 def ready_task_processes() -> None:
@@ -177,6 +186,7 @@ def ready_task_processes() -> None:
         if not _one_thread_already():
             thread_pools().limit(limits=1, user_api="blas")
 
+    _mallopt()
     os.register_at_fork(before=before_fork, after_in_child=keep_freed_memory)
 
 

@@ -56,16 +56,18 @@ def test_published_tree_links_a_dir_of_one_unit_whole_and_a_shared_dir_tile_by_t
 
 def test_import_readies_what_every_forked_task_process_would_redo():
     """``import hipsluigi`` (what ``luigi --module hipsluigi`` does before forking a process a
-    task) imports the per-plate tasks' kernels and their codec, and finds the thread pools."""
+    task) imports the per-plate tasks' kernels and their codec, and finds the thread pools
+    and the C library's ``mallopt``."""
     import subprocess
     import sys
 
     probe = ("import sys, hipsluigi\n"
-             "from hipsluigi.execution.task import thread_pools\n"
+             "from hipsluigi.execution.task import _mallopt, thread_pools\n"
              "print(thread_pools.cache_info().currsize)\n"
+             "print(_mallopt.cache_info().currsize)\n"
              "for name in ('hipsluigi.mosaic.coadd', 'hipsluigi.tiles.png', 'imagecodecs._png',"
              " 'hipsluigi.pyramid.shrink', 'hipsluigi.surveys.fits_folder'):\n"
              "    print(name in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout.split()
-    assert out == ["1"] + ["True"] * 5
+    assert out == ["1", "1"] + ["True"] * 5
